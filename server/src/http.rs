@@ -1,0 +1,129 @@
+//! The HTTP side of the listener: `GET /` and `GET /healthz` answer plain text, and a WebSocket
+//! upgrade on any path becomes a signaling connection (see `conn.rs`).
+//!
+//! hyper parses the request and performs the upgrade; tungstenite then speaks WebSocket on the
+//! upgraded stream. The connection cap is a semaphore whose permit lives as long as the
+//! WebSocket: over the cap, upgrades are answered 503 while health checks keep working.
+
+use crate::conn::{self, ConnLimits};
+use crate::relay::Relay;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything a request handler needs, shared by all connections.
+pub(crate) struct Ctx {
+    pub relay: Relay,
+    pub limits: ConnLimits,
+    pub ws_config: WebSocketConfig,
+    pub permits: Arc<Semaphore>,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+type Body = Full<Bytes>;
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+/// Answers one HTTP request.
+pub(crate) async fn handle(
+    mut req: Request<Incoming>,
+    ctx: Arc<Ctx>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let headers = req.headers();
+    if header_has_token(headers, header::UPGRADE, "websocket") {
+        return Ok(upgrade(&mut req, ctx));
+    }
+    Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/") => text(
+            StatusCode::OK,
+            "WebRTC signaling relay: connect with a WebSocket.\n",
+        ),
+        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    })
+}
+
+/// Validates a WebSocket upgrade, answers 101 and starts the connection on the upgraded stream.
+fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
+    let headers = req.headers();
+    if req.method() != Method::GET
+        || !header_has_token(headers, header::CONNECTION, "upgrade")
+        || headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_none_or(|v| v != "13")
+    {
+        return text(StatusCode::BAD_REQUEST, "bad WebSocket upgrade request\n");
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
+    };
+    if ctx.shutdown.is_cancelled() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n");
+    }
+    let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
+        tracing::warn!("connection limit reached: upgrade refused");
+        return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(req);
+    let task_ctx = ctx.clone();
+    ctx.tracker.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(task_ctx.ws_config),
+        )
+        .await;
+        conn::serve(
+            ws,
+            task_ctx.relay.clone(),
+            task_ctx.limits,
+            task_ctx.shutdown.clone(),
+        )
+        .await;
+        drop(permit);
+    });
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}

@@ -1,0 +1,277 @@
+//! The relay: one owner of the room state and the delivery of messages to connections.
+//!
+//! [`Relay`] is a cheap clonable handle over one `Mutex<RoomState>`. The lock is held only for
+//! synchronous state changes, never across `.await`; what a change produces is encoded and
+//! queued after the lock is released. Every connection has a bounded outbound queue
+//! ([`PeerTx`]); delivery uses `try_send`, and a connection whose queue is full is removed at
+//! once (its room is told `user-left`) and its task told to drop the socket, so a client that
+//! does not read never stalls others nor grows the relay's memory.
+
+use crate::rooms::{Outbox, Refusal, RoomLimits, RoomState, Route};
+use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage};
+use rand::distr::{Alphanumeric, SampleString};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Rooms listed in one `rooms` answer at most.
+const ROOM_LIST_LIMIT: usize = 1000;
+
+/// Length of generated client ids (alphanumeric: about 71 bits, not guessable).
+const CLIENT_ID_LEN: usize = 12;
+
+/// The sending side of one connection: its bounded queue and the signal that drops it.
+#[derive(Clone, Debug)]
+pub struct PeerTx {
+    id: ClientId,
+    queue: mpsc::Sender<Utf8Bytes>,
+    kick: Arc<Notify>,
+}
+
+/// What a connection task holds: its id, its queue's receiving end, and the kick signal.
+pub struct PeerRx {
+    /// The id assigned to the connection.
+    pub id: ClientId,
+    /// Messages to write to the socket.
+    pub queue: mpsc::Receiver<Utf8Bytes>,
+    /// Notified when the relay dropped this connection as a slow consumer.
+    pub kick: Arc<Notify>,
+}
+
+/// Limits the relay applies besides the room limits.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayLimits {
+    /// Rooms and their caps.
+    pub rooms: RoomLimits,
+    /// Capacity of each connection's outbound queue.
+    pub queue_size: usize,
+    /// Whether `rooms` is answered.
+    pub room_list: bool,
+}
+
+/// Clonable handle to the relay's shared state.
+#[derive(Clone)]
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<RoomState<PeerTx>>,
+    limits: RelayLimits,
+}
+
+impl Relay {
+    /// A relay with no clients.
+    pub fn new(limits: RelayLimits) -> Self {
+        let state = Mutex::new(RoomState::new(limits.rooms));
+        Relay {
+            shared: Arc::new(Shared { state, limits }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RoomState<PeerTx>> {
+        // A panic while holding the lock is a bug; the state stays consistent enough to go on
+        // serving (every operation completes its changes before it can panic).
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.state().client_count()
+    }
+
+    /// Number of rooms.
+    pub fn room_count(&self) -> usize {
+        self.state().room_count()
+    }
+
+    /// Registers a new connection under a fresh id and queues its `welcome`.
+    pub fn connect(&self) -> PeerRx {
+        let (tx, rx) = mpsc::channel(self.shared.limits.queue_size.max(1));
+        let kick = Arc::new(Notify::new());
+        let mut state = self.state();
+        let id = loop {
+            let candidate = Alphanumeric.sample_string(&mut rand::rng(), CLIENT_ID_LEN);
+            let id = ClientId::new(candidate).expect("generated ids are valid");
+            if !state.contains(&id) {
+                break id;
+            }
+        };
+        let peer = PeerTx {
+            id: id.clone(),
+            queue: tx,
+            kick: kick.clone(),
+        };
+        state.connect(id.clone(), peer.clone());
+        drop(state);
+        let welcome = ServerMessage::Welcome {
+            client_id: id.clone(),
+        };
+        self.send_to(&peer, &welcome);
+        PeerRx {
+            id,
+            queue: rx,
+            kick,
+        }
+    }
+
+    /// Removes a connection and tells its room. Safe to call more than once.
+    pub fn disconnect(&self, id: &ClientId) {
+        let out = self.state().disconnect(id);
+        self.deliver(out);
+    }
+
+    /// Handles one decoded message from `from`.
+    pub fn handle(&self, from: &ClientId, msg: ClientMessage) {
+        let result = match msg {
+            ClientMessage::Register { user_id } => Ok(self.state().register(from, user_id)),
+            ClientMessage::Join { room_id } => Ok(self.state().join(from, room_id)),
+            ClientMessage::Leave { room_id } => self.state().leave(from, room_id.as_ref()),
+            ClientMessage::Lock { room_id } => {
+                self.state().set_locked(from, room_id.as_ref(), true)
+            }
+            ClientMessage::Unlock { room_id } => {
+                self.state().set_locked(from, room_id.as_ref(), false)
+            }
+            ClientMessage::Rooms => self.list_rooms(from),
+            ClientMessage::Offer { target_id, sdp } => {
+                self.forward(from, Some(&target_id), sdp, |from_id, from_user_id, sdp| {
+                    ServerMessage::Offer {
+                        from_id,
+                        from_user_id,
+                        sdp,
+                    }
+                })
+            }
+            ClientMessage::Answer { target_id, sdp } => {
+                self.forward(from, Some(&target_id), sdp, |from_id, from_user_id, sdp| {
+                    ServerMessage::Answer {
+                        from_id,
+                        from_user_id,
+                        sdp,
+                    }
+                })
+            }
+            ClientMessage::Candidate {
+                target_id,
+                candidate,
+            } => self.forward(
+                from,
+                Some(&target_id),
+                candidate,
+                |from_id, from_user_id, candidate| ServerMessage::Candidate {
+                    from_id,
+                    from_user_id,
+                    candidate,
+                },
+            ),
+            ClientMessage::Message { target_id, content } => self.forward(
+                from,
+                target_id.as_ref(),
+                content,
+                |from_id, from_user_id, content| ServerMessage::Message {
+                    from_id,
+                    from_user_id,
+                    content,
+                },
+            ),
+        };
+        match result {
+            Ok(out) => self.deliver(out),
+            Err(refusal) => self.refuse(from, refusal),
+        }
+    }
+
+    /// Sends an `error` reply to `to`.
+    pub fn refuse(&self, to: &ClientId, refusal: Refusal) {
+        self.reply(to, &refusal.into_message());
+    }
+
+    /// Sends `msg` to `to` alone.
+    pub fn reply(&self, to: &ClientId, msg: &ServerMessage) {
+        let peer = self.state().sender(to).cloned();
+        if let Some(peer) = peer {
+            self.send_to(&peer, msg);
+        }
+    }
+
+    fn list_rooms(&self, from: &ClientId) -> Result<Outbox<PeerTx>, Refusal> {
+        if !self.shared.limits.room_list {
+            return Err(Refusal::new(
+                ErrorCode::UnknownType,
+                "room listing is disabled",
+            ));
+        }
+        let state = self.state();
+        let (rooms, truncated) = state.list_rooms(ROOM_LIST_LIMIT);
+        let me = state.sender(from).cloned();
+        drop(state);
+        Ok(Outbox {
+            items: me
+                .map(|me| (vec![me], ServerMessage::Rooms { rooms, truncated }))
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    /// Relays a payload to one member of the sender's room, or to all the others.
+    fn forward(
+        &self,
+        from: &ClientId,
+        target: Option<&ClientId>,
+        payload: Payload,
+        make: impl FnOnce(ClientId, protocol::UserId, Payload) -> ServerMessage,
+    ) -> Result<Outbox<PeerTx>, Refusal> {
+        let Route { to, from_user_id } = {
+            let state = self.state();
+            match target {
+                Some(target) => state.route(from, target)?,
+                None => state.route_broadcast(from)?,
+            }
+        };
+        let msg = make(from.clone(), from_user_id, payload);
+        Ok(Outbox {
+            items: vec![(to, msg)],
+        })
+    }
+
+    /// Sends every message of `out`, dropping recipients whose queue is full.
+    fn deliver(&self, out: Outbox<PeerTx>) {
+        let mut slow = Vec::new();
+        for (to, msg) in &out.items {
+            let text = Utf8Bytes::from(msg.encode());
+            for peer in to {
+                if !enqueue(peer, text.clone()) {
+                    slow.push(peer.clone());
+                }
+            }
+        }
+        for peer in slow {
+            self.drop_slow(peer);
+        }
+    }
+
+    fn send_to(&self, peer: &PeerTx, msg: &ServerMessage) {
+        if !enqueue(peer, Utf8Bytes::from(msg.encode())) {
+            self.drop_slow(peer.clone());
+        }
+    }
+
+    /// Removes a connection whose queue is full and tells its task to drop the socket.
+    fn drop_slow(&self, peer: PeerTx) {
+        tracing::warn!(client = %peer.id, "outbound queue full: dropping slow consumer");
+        peer.kick.notify_one();
+        // Telling the room may find more full queues; `deliver` handles them the same way,
+        // and each client is removed once, so this ends.
+        self.disconnect(&peer.id);
+    }
+}
+
+/// Queues `text` for `peer`; false when its queue is full. A closed queue (the connection is
+/// ending) counts as delivered: there is nobody left to drop.
+fn enqueue(peer: &PeerTx, text: Utf8Bytes) -> bool {
+    !matches!(
+        peer.queue.try_send(text),
+        Err(mpsc::error::TrySendError::Full(_))
+    )
+}

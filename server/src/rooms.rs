@@ -1,0 +1,631 @@
+//! The room state: who is connected, who is in which room, and what each change tells whom.
+//!
+//! [`RoomState`] is pure and synchronous: it never sends anything. Each operation returns an
+//! [`Outbox`] of messages with their recipients, which the caller sends after releasing the lock
+//! that guards the state (see `relay.rs`). It is generic over the recipient handle `S` so that
+//! property tests can drive it with plain values.
+//!
+//! Invariants, checked by [`RoomState::check_invariants`] in the property tests: a client is in
+//! at most one room; a room lists each member once, only connected clients, at most its cap; no
+//! room is empty.
+
+use protocol::{ClientId, ErrorCode, PeerInfo, RoomId, RoomInfo, ServerMessage, UserId};
+use std::collections::HashMap;
+
+/// Limits the state enforces on rooms.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomLimits {
+    /// Most members in one room.
+    pub max_members: usize,
+    /// Most rooms at once.
+    pub max_rooms: usize,
+}
+
+/// A refused request: the `error` reply to send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why, for programs.
+    pub code: ErrorCode,
+    /// Why, for people.
+    pub message: String,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` message that carries this refusal.
+    pub fn into_message(self) -> ServerMessage {
+        ServerMessage::error(self.code, self.message)
+    }
+}
+
+/// Messages to send once the state's lock is released: each with all its recipients, so that
+/// it is encoded once however many receive it.
+#[derive(Debug)]
+pub struct Outbox<S> {
+    /// `(recipients, message)` pairs, in sending order.
+    pub items: Vec<(Vec<S>, ServerMessage)>,
+}
+
+impl<S> Default for Outbox<S> {
+    fn default() -> Self {
+        Outbox { items: Vec::new() }
+    }
+}
+
+impl<S> Outbox<S> {
+    fn push(&mut self, to: Vec<S>, msg: ServerMessage) {
+        if !to.is_empty() {
+            self.items.push((to, msg));
+        }
+    }
+}
+
+/// A connected client.
+#[derive(Debug)]
+struct Client<S> {
+    user_id: UserId,
+    room: Option<RoomId>,
+    tx: S,
+}
+
+/// A room and its members, oldest first.
+#[derive(Debug, Default)]
+struct Room {
+    members: Vec<ClientId>,
+    locked: bool,
+}
+
+/// All clients and rooms of one relay.
+#[derive(Debug)]
+pub struct RoomState<S> {
+    clients: HashMap<ClientId, Client<S>>,
+    rooms: HashMap<RoomId, Room>,
+    limits: RoomLimits,
+}
+
+/// Where a relayed message goes: the target's handle and the sender's user id to stamp.
+#[derive(Debug)]
+pub struct Route<S> {
+    /// The recipients.
+    pub to: Vec<S>,
+    /// The sender's user id.
+    pub from_user_id: UserId,
+}
+
+impl<S: Clone> RoomState<S> {
+    /// An empty state.
+    pub fn new(limits: RoomLimits) -> Self {
+        RoomState {
+            clients: HashMap::new(),
+            rooms: HashMap::new(),
+            limits,
+        }
+    }
+
+    /// Number of connected clients.
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Number of rooms.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Whether `id` is connected.
+    pub fn contains(&self, id: &ClientId) -> bool {
+        self.clients.contains_key(id)
+    }
+
+    /// The room `id` is in.
+    pub fn room_of(&self, id: &ClientId) -> Option<&RoomId> {
+        self.clients.get(id)?.room.as_ref()
+    }
+
+    /// Members of `room`, oldest first.
+    pub fn members(&self, room: &RoomId) -> &[ClientId] {
+        self.rooms.get(room).map_or(&[], |r| &r.members)
+    }
+
+    /// Adds a connected client whose user id defaults to its client id. Returns false (and
+    /// changes nothing) when the id is taken.
+    pub fn connect(&mut self, id: ClientId, tx: S) -> bool {
+        if self.clients.contains_key(&id) {
+            return false;
+        }
+        let user_id = UserId::from(id.clone());
+        self.clients.insert(
+            id,
+            Client {
+                user_id,
+                room: None,
+                tx,
+            },
+        );
+        true
+    }
+
+    /// Removes a client, telling its room. Unknown ids are ignored (the client may have been
+    /// removed already, e.g. as a slow consumer).
+    pub fn disconnect(&mut self, id: &ClientId) -> Outbox<S> {
+        let mut out = Outbox::default();
+        if self.clients.contains_key(id) {
+            self.leave_current(id, false, &mut out);
+            self.clients.remove(id);
+        }
+        out
+    }
+
+    /// `register`: sets the user id.
+    pub fn register(&mut self, id: &ClientId, user_id: Option<UserId>) -> Outbox<S> {
+        let mut out = Outbox::default();
+        if let Some(client) = self.clients.get_mut(id) {
+            client.user_id = user_id.unwrap_or_else(|| UserId::from(id.clone()));
+            let msg = ServerMessage::Registered {
+                user_id: client.user_id.clone(),
+            };
+            out.push(vec![client.tx.clone()], msg);
+        }
+        out
+    }
+
+    /// `join`: moves the client into `room`, or answers `join-error` and changes nothing.
+    pub fn join(&mut self, id: &ClientId, room_id: RoomId) -> Outbox<S> {
+        let mut out = Outbox::default();
+        let Some(client) = self.clients.get(id) else {
+            return out;
+        };
+        let me = client.tx.clone();
+        if client.room.as_ref() == Some(&room_id) {
+            // Joining the room one is in again only repeats the answer.
+            let joined = self.joined_message(id, room_id);
+            out.push(vec![me], joined);
+            return out;
+        }
+        if let Err(refusal) = self.admits(id, &room_id) {
+            let msg = ServerMessage::JoinError {
+                error: refusal.message,
+                room_id: Some(room_id),
+                code: Some(refusal.code),
+            };
+            out.push(vec![me], msg);
+            return out;
+        }
+        self.leave_current(id, true, &mut out);
+        let room = self.rooms.entry(room_id.clone()).or_default();
+        let others: Vec<S> = room
+            .members
+            .iter()
+            .map(|m| self.clients[m].tx.clone())
+            .collect();
+        room.members.push(id.clone());
+        let client = self.clients.get_mut(id).expect("checked above");
+        client.room = Some(room_id.clone());
+        let announce = ServerMessage::UserJoined {
+            user_id: client.user_id.clone(),
+            client_id: id.clone(),
+        };
+        let joined = self.joined_message(id, room_id);
+        out.push(vec![me], joined);
+        out.push(others, announce);
+        out
+    }
+
+    fn joined_message(&self, id: &ClientId, room_id: RoomId) -> ServerMessage {
+        let peers: Vec<PeerInfo> = self
+            .members(&room_id)
+            .iter()
+            .filter(|m| *m != id)
+            .map(|m| PeerInfo {
+                client_id: m.clone(),
+                user_id: self.clients[m].user_id.clone(),
+            })
+            .collect();
+        let members = peers.iter().map(|p| p.client_id.clone()).collect();
+        ServerMessage::Joined {
+            room_id,
+            members,
+            peers,
+        }
+    }
+
+    /// Whether `id` may enter `room_id` (not counting a room it is already in).
+    fn admits(&self, id: &ClientId, room_id: &RoomId) -> Result<(), Refusal> {
+        match self.rooms.get(room_id) {
+            Some(room) if room.locked => Err(Refusal::new(
+                ErrorCode::RoomLocked,
+                format!("room {room_id} is locked"),
+            )),
+            Some(room) if room.members.len() >= self.limits.max_members => Err(Refusal::new(
+                ErrorCode::RoomFull,
+                format!(
+                    "room {room_id} is full ({} members)",
+                    self.limits.max_members
+                ),
+            )),
+            Some(_) => Ok(()),
+            None => {
+                // The room the client leaves is deleted if it is alone there, freeing a slot.
+                let frees_one = self
+                    .room_of(id)
+                    .and_then(|r| self.rooms.get(r))
+                    .is_some_and(|r| r.members.len() == 1);
+                let after = self.rooms.len() + 1 - usize::from(frees_one);
+                if after > self.limits.max_rooms {
+                    Err(Refusal::new(
+                        ErrorCode::TooManyRooms,
+                        format!("the relay already holds {} rooms", self.limits.max_rooms),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Takes `id` out of its room (if any): `left` to itself when `tell_self`, `user-left` to
+    /// the others, and the room deleted when it becomes empty.
+    fn leave_current(&mut self, id: &ClientId, tell_self: bool, out: &mut Outbox<S>) {
+        let Some(client) = self.clients.get_mut(id) else {
+            return;
+        };
+        let Some(room_id) = client.room.take() else {
+            return;
+        };
+        let user_id = client.user_id.clone();
+        let me = client.tx.clone();
+        let room = self
+            .rooms
+            .get_mut(&room_id)
+            .expect("a client's room exists");
+        room.members.retain(|m| m != id);
+        let others: Vec<S> = room
+            .members
+            .iter()
+            .map(|m| self.clients[m].tx.clone())
+            .collect();
+        if room.members.is_empty() {
+            self.rooms.remove(&room_id);
+        }
+        if tell_self {
+            out.push(vec![me], ServerMessage::Left { room_id });
+        }
+        out.push(
+            others,
+            ServerMessage::UserLeft {
+                user_id,
+                client_id: id.clone(),
+            },
+        );
+    }
+
+    /// `leave`: leaves the current room, which must be `room_id` when one is given.
+    pub fn leave(&mut self, id: &ClientId, room_id: Option<&RoomId>) -> Result<Outbox<S>, Refusal> {
+        self.own_room(id, room_id)?;
+        let mut out = Outbox::default();
+        self.leave_current(id, true, &mut out);
+        Ok(out)
+    }
+
+    /// The sender's room, checked against the room a request names.
+    fn own_room(&self, id: &ClientId, named: Option<&RoomId>) -> Result<RoomId, Refusal> {
+        let current = self.room_of(id);
+        match (current, named) {
+            (None, _) => Err(Refusal::new(ErrorCode::NotInRoom, "you are not in a room")),
+            (Some(cur), Some(named)) if cur != named => Err(Refusal::new(
+                ErrorCode::NotInRoom,
+                format!("you are not in room {named} (you are in {cur})"),
+            )),
+            (Some(cur), _) => Ok(cur.clone()),
+        }
+    }
+
+    /// `lock`/`unlock`: sets the lock of the sender's room and tells every member.
+    pub fn set_locked(
+        &mut self,
+        id: &ClientId,
+        room_id: Option<&RoomId>,
+        locked: bool,
+    ) -> Result<Outbox<S>, Refusal> {
+        let room_id = self.own_room(id, room_id)?;
+        let room = self
+            .rooms
+            .get_mut(&room_id)
+            .expect("a client's room exists");
+        room.locked = locked;
+        let all: Vec<S> = room
+            .members
+            .iter()
+            .map(|m| self.clients[m].tx.clone())
+            .collect();
+        let by_id = id.clone();
+        let msg = if locked {
+            ServerMessage::Locked { room_id, by_id }
+        } else {
+            ServerMessage::Unlocked { room_id, by_id }
+        };
+        let mut out = Outbox::default();
+        out.push(all, msg);
+        Ok(out)
+    }
+
+    /// Where a message from `from` to `target` goes: only to a member of the sender's room.
+    pub fn route(&self, from: &ClientId, target: &ClientId) -> Result<Route<S>, Refusal> {
+        let sender = self.clients.get(from).ok_or_else(not_in_room)?;
+        let room = sender.room.as_ref().ok_or_else(not_in_room)?;
+        match self.clients.get(target) {
+            Some(t) if t.room.as_ref() == Some(room) => Ok(Route {
+                to: vec![t.tx.clone()],
+                from_user_id: sender.user_id.clone(),
+            }),
+            _ => Err(Refusal::new(
+                ErrorCode::TargetNotInRoom,
+                format!("client {target} is not in your room"),
+            )),
+        }
+    }
+
+    /// Where a broadcast from `from` goes: every other member of its room.
+    pub fn route_broadcast(&self, from: &ClientId) -> Result<Route<S>, Refusal> {
+        let sender = self.clients.get(from).ok_or_else(not_in_room)?;
+        let room = sender.room.as_ref().ok_or_else(not_in_room)?;
+        let to = self.rooms[room]
+            .members
+            .iter()
+            .filter(|m| *m != from)
+            .map(|m| self.clients[m].tx.clone())
+            .collect();
+        Ok(Route {
+            to,
+            from_user_id: sender.user_id.clone(),
+        })
+    }
+
+    /// The rooms, sorted by id, at most `limit` of them; true when some were left out.
+    pub fn list_rooms(&self, limit: usize) -> (Vec<RoomInfo>, bool) {
+        let mut rooms: Vec<RoomInfo> = self
+            .rooms
+            .iter()
+            .map(|(id, r)| RoomInfo {
+                id: id.clone(),
+                member_count: r.members.len(),
+                max_members: self.limits.max_members,
+                locked: r.locked,
+            })
+            .collect();
+        rooms.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let truncated = rooms.len() > limit;
+        rooms.truncate(limit);
+        (rooms, truncated)
+    }
+
+    /// The handle of a connected client.
+    pub fn sender(&self, id: &ClientId) -> Option<&S> {
+        self.clients.get(id).map(|c| &c.tx)
+    }
+
+    /// Panics with a description when an invariant (see the module doc) does not hold.
+    pub fn check_invariants(&self) {
+        for (room_id, room) in &self.rooms {
+            assert!(!room.members.is_empty(), "room {room_id} is empty");
+            assert!(
+                room.members.len() <= self.limits.max_members,
+                "room {room_id} over cap"
+            );
+            for (i, m) in room.members.iter().enumerate() {
+                assert!(!room.members[..i].contains(m), "{m} twice in {room_id}");
+                let client = self
+                    .clients
+                    .get(m)
+                    .unwrap_or_else(|| panic!("{m} not connected"));
+                assert_eq!(
+                    client.room.as_ref(),
+                    Some(room_id),
+                    "{m} listed in {room_id}"
+                );
+            }
+        }
+        for (id, client) in &self.clients {
+            if let Some(room_id) = &client.room {
+                let room = self
+                    .rooms
+                    .get(room_id)
+                    .unwrap_or_else(|| panic!("{room_id} gone"));
+                assert!(room.members.contains(id), "{id} missing from {room_id}");
+            }
+        }
+        assert!(self.rooms.len() <= self.limits.max_rooms, "too many rooms");
+    }
+}
+
+fn not_in_room() -> Refusal {
+    Refusal::new(ErrorCode::NotInRoom, "you are not in a room")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cid(s: &str) -> ClientId {
+        ClientId::new(s).unwrap()
+    }
+    fn rid(s: &str) -> RoomId {
+        RoomId::new(s).unwrap()
+    }
+    fn state(max_members: usize, max_rooms: usize) -> RoomState<String> {
+        RoomState::new(RoomLimits {
+            max_members,
+            max_rooms,
+        })
+    }
+    /// The outbox as (recipient, type) pairs, for compact assertions.
+    fn flat(out: &Outbox<String>) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        for (to, msg) in &out.items {
+            let json: serde_json::Value = serde_json::from_str(&msg.encode()).unwrap();
+            for r in to {
+                v.push((r.clone(), json["type"].as_str().unwrap().to_owned()));
+            }
+        }
+        v
+    }
+    fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn join_move_and_leave_tell_the_right_clients() {
+        let mut s = state(10, 10);
+        for c in ["a", "b", "c"] {
+            assert!(s.connect(cid(c), c.to_owned()));
+        }
+        assert!(flat(&s.join(&cid("a"), rid("r"))) == pairs(&[("a", "joined")]));
+        assert_eq!(
+            flat(&s.join(&cid("b"), rid("r"))),
+            pairs(&[("b", "joined"), ("a", "user-joined")])
+        );
+        // Moving to another room: left + user-left first, then joined.
+        assert_eq!(
+            flat(&s.join(&cid("a"), rid("q"))),
+            pairs(&[("a", "left"), ("b", "user-left"), ("a", "joined")])
+        );
+        assert_eq!(
+            flat(&s.disconnect(&cid("b"))),
+            Vec::<(String, String)>::new()
+        );
+        assert_eq!(s.room_count(), 1, "the emptied room is deleted");
+        assert!(s.leave(&cid("c"), None).is_err(), "c is in no room");
+        s.check_invariants();
+    }
+
+    #[test]
+    fn full_locked_and_too_many_rooms_refuse_without_moving() {
+        let mut s = state(2, 2);
+        for c in ["a", "b", "c", "d"] {
+            s.connect(cid(c), c.to_owned());
+        }
+        s.join(&cid("a"), rid("r"));
+        s.join(&cid("b"), rid("r"));
+        s.join(&cid("c"), rid("q"));
+        let out = s.join(&cid("c"), rid("r"));
+        assert!(matches!(
+            &out.items[0].1,
+            ServerMessage::JoinError {
+                code: Some(ErrorCode::RoomFull),
+                ..
+            }
+        ));
+        assert_eq!(
+            s.room_of(&cid("c")),
+            Some(&rid("q")),
+            "a refused join keeps the old room"
+        );
+        let out = s.join(&cid("d"), rid("x"));
+        assert!(matches!(
+            &out.items[0].1,
+            ServerMessage::JoinError {
+                code: Some(ErrorCode::TooManyRooms),
+                ..
+            }
+        ));
+        // c is alone in q, so moving to a new room does not add one.
+        assert_eq!(
+            flat(&s.join(&cid("c"), rid("x"))),
+            pairs(&[("c", "left"), ("c", "joined")])
+        );
+        s.set_locked(&cid("c"), None, true).unwrap();
+        s.leave(&cid("a"), Some(&rid("r"))).unwrap();
+        let out = s.join(&cid("a"), rid("x"));
+        assert!(matches!(
+            &out.items[0].1,
+            ServerMessage::JoinError {
+                code: Some(ErrorCode::RoomLocked),
+                ..
+            }
+        ));
+        s.check_invariants();
+    }
+
+    #[test]
+    fn routes_only_within_the_room() {
+        let mut s = state(10, 10);
+        for c in ["a", "b", "c"] {
+            s.connect(cid(c), c.to_owned());
+        }
+        s.join(&cid("a"), rid("r"));
+        s.join(&cid("b"), rid("r"));
+        s.join(&cid("c"), rid("q"));
+        assert_eq!(
+            s.route(&cid("a"), &cid("b")).unwrap().to,
+            vec!["b".to_owned()]
+        );
+        assert_eq!(
+            s.route(&cid("a"), &cid("c")).unwrap_err().code,
+            ErrorCode::TargetNotInRoom
+        );
+        assert_eq!(
+            s.route(&cid("a"), &cid("zz")).unwrap_err().code,
+            ErrorCode::TargetNotInRoom
+        );
+        assert_eq!(
+            s.route_broadcast(&cid("b")).unwrap().to,
+            vec!["a".to_owned()]
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Connect(u8),
+        Disconnect(u8),
+        Join(u8, u8),
+        Leave(u8),
+        Lock(u8, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..12u8).prop_map(Op::Connect),
+            (0..12u8).prop_map(Op::Disconnect),
+            (0..12u8, 0..6u8).prop_map(|(c, r)| Op::Join(c, r)),
+            (0..12u8).prop_map(Op::Leave),
+            (0..12u8, any::<bool>()).prop_map(|(c, l)| Op::Lock(c, l)),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of operations keeps every invariant, and every client that ends in a
+        /// room was told so.
+        #[test]
+        fn any_sequence_keeps_invariants(ops in proptest::collection::vec(op(), 1..200)) {
+            let mut s = state(3, 4);
+            for op in ops {
+                match op {
+                    Op::Connect(c) => { s.connect(cid(&c.to_string()), c.to_string()); }
+                    Op::Disconnect(c) => { s.disconnect(&cid(&c.to_string())); }
+                    Op::Join(c, r) => {
+                        let id = cid(&c.to_string());
+                        let out = s.join(&id, rid(&format!("room{r}")));
+                        if s.contains(&id) {
+                            let ok = s.room_of(&id) == Some(&rid(&format!("room{r}")));
+                            let got = &out.items.iter().find(|(to, _)| to == &vec![c.to_string()])
+                                .expect("the joiner is answered").1;
+                            prop_assert_eq!(ok, !matches!(got, ServerMessage::JoinError { .. }));
+                        }
+                    }
+                    Op::Leave(c) => { let _ = s.leave(&cid(&c.to_string()), None); }
+                    Op::Lock(c, l) => { let _ = s.set_locked(&cid(&c.to_string()), None, l); }
+                }
+                s.check_invariants();
+            }
+        }
+    }
+}
