@@ -150,10 +150,16 @@ where
                     }
                     ws.flush().await
                 };
-                match tokio::time::timeout(limits.write_timeout, write).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break Exit::Gone,
-                    Err(_) => break Exit::Slow,
+                // A write blocked by a peer that does not read ends on the write timeout, or
+                // sooner when the relay drops the peer because its queue filled meanwhile.
+                tokio::select! {
+                    res = tokio::time::timeout(limits.write_timeout, write) => match res {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break Exit::Gone,
+                        Err(_) => break Exit::Slow,
+                    },
+                    () = kick.notified() => break Exit::Slow,
+                    () = shutdown.cancelled() => break Exit::Shutdown,
                 }
             }
             frame = ws.next() => {
@@ -209,6 +215,17 @@ where
     relay.disconnect(&id);
     tracing::debug!(client = %id, reason = ?exit, "disconnected");
     if let Some(frame) = exit.close_frame() {
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+        // The closing handshake: send Close, then read until the peer's Close (or EOF), so the
+        // socket is not torn down under frames the peer has yet to read.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            ws.send(Message::Close(Some(frame))).await?;
+            while let Some(frame) = ws.next().await {
+                if matches!(frame?, Message::Close(_)) {
+                    break;
+                }
+            }
+            Ok::<(), WsError>(())
+        })
+        .await;
     }
 }

@@ -36,10 +36,13 @@ type Body = Full<Bytes>;
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = status;
-    res.headers_mut().insert(
+    let h = res.headers_mut();
+    h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // One request per plain HTTP connection: no idle keep-alive sockets to account for.
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     res
 }
 

@@ -1,0 +1,84 @@
+//! The connection lifecycle around the protocol: plain HTTP endpoints, the heartbeat that drops
+//! silent clients, and graceful shutdown with a Close frame to every client.
+
+mod common;
+
+use common::{TestServer, config, room_of};
+use protocol::ServerMessage;
+use server::Config;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+async fn http_get(server: &TestServer, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(common::DEADLINE, s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn plain_http_endpoints_answer() {
+    let server = TestServer::default().await;
+    let root = http_get(&server, "/").await;
+    assert!(root.starts_with("HTTP/1.1 200"), "{root}");
+    assert!(root.contains("text/plain"));
+    let health = http_get(&server, "/healthz").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    assert!(http_get(&server, "/nope").await.starts_with("HTTP/1.1 404"));
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_and_its_room_told() {
+    let server = TestServer::start(Config {
+        ping_interval: Duration::from_millis(50),
+        idle_timeout: Duration::from_millis(200),
+        ..config()
+    })
+    .await;
+    let mut c = room_of(&server, "r", 2).await;
+    // c[1] stops reading, so it never answers pings. c[0] keeps reading, so tungstenite
+    // answers its pings and it stays well past the idle timeout.
+    let silent = c[1].id.clone();
+    let started = tokio::time::Instant::now();
+    match c[0].recv().await {
+        ServerMessage::UserLeft { client_id, .. } => assert_eq!(client_id, silent),
+        other => panic!("expected user-left, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "dropped before the deadline"
+    );
+    c[0].assert_usable().await;
+    let frame = c[1]
+        .recv_close()
+        .await
+        .expect("the silent client gets a close frame");
+    assert_eq!(frame.code, CloseCode::Away);
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_client_and_returns() {
+    let server = TestServer::start(config()).await;
+    let url = server.url();
+    let mut c = room_of(&server, "r", 2).await;
+    let mut lone = server.client().await;
+    server.shutdown().await;
+    for client in c.iter_mut().chain(std::iter::once(&mut lone)) {
+        let frame = client.recv_close().await.expect("a close frame");
+        assert_eq!(frame.code, CloseCode::Away);
+    }
+    assert!(
+        tokio_tungstenite::connect_async(url).await.is_err(),
+        "no longer accepting"
+    );
+}
