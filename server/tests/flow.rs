@@ -153,12 +153,12 @@ async fn leave_moving_and_disconnect_tell_the_room() {
 
     c[2].send(r#"{"type":"leave","roomId":"r"}"#).await;
     assert_eq!(c[2].recv_text().await, r#"{"type":"left","roomId":"r"}"#);
-    for i in 0..2 {
-        let left = format!(
-            r#"{{"type":"user-left","userId":"{0}","clientId":"{0}"}}"#,
-            ids[2]
-        );
-        assert_eq!(c[i].recv_text().await, left);
+    let left = format!(
+        r#"{{"type":"user-left","userId":"{0}","clientId":"{0}"}}"#,
+        ids[2]
+    );
+    for member in &mut c[..2] {
+        assert_eq!(member.recv_text().await, left);
     }
 
     // Joining another room leaves the current one first.
