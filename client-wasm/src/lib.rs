@@ -1,5 +1,8 @@
-//! The browser video-call app (WebAssembly). Its pure core and web-sys glue are built under the
-//! issue "The browser app in Rust/WebAssembly"; for now the crate only pins that the protocol
-//! crate compiles for the client.
+//! The browser video-call app, in Rust compiled to WebAssembly.
+//!
+//! - [`core`]: the pure state machine of the call (offerer rule, perfect negotiation, ICE
+//!   candidate buffering, teardown, reconnect), tested natively with `cargo test`.
+
+pub mod core;
 
 pub use protocol;

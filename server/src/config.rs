@@ -61,6 +61,11 @@ pub struct Config {
     #[arg(long, env = "SIGNAL_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Runtime worker threads (default: one per CPU core). 1 runs everything on one thread,
+    /// which spends the least CPU per message; more threads add capacity.
+    #[arg(long, env = "SIGNAL_WORKERS")]
+    pub workers: Option<usize>,
+
     /// Whether clients may list rooms with the `rooms` message.
     #[arg(long, env = "SIGNAL_ROOM_LIST", default_value_t = true, action = clap::ArgAction::Set)]
     pub room_list: bool,

@@ -6,10 +6,12 @@
 //! input gets an `error` reply and the loop goes on; only an over-size frame, a flood past the
 //! rate limit, a dead peer, a slow consumer or shutdown end it.
 
+use crate::queue::Recv;
 use crate::relay::{PeerRx, Relay};
 use crate::rooms::Refusal;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use protocol::{ClientMessage, ErrorCode};
+use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -17,9 +19,6 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
-
-/// Most queued messages written to the socket before one flush.
-const WRITE_BATCH: usize = 64;
 
 /// How long the final Close frame may take to go out.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -42,8 +41,10 @@ pub struct ConnLimits {
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
-    /// The peer closed or the socket failed: nothing more to send.
+    /// The socket failed or ended: nothing more to send.
     Gone,
+    /// The peer sent Close; tungstenite queued the reply, which must still be flushed.
+    PeerClosed,
     /// The relay is shutting down.
     Shutdown,
     /// No frame from the peer within the idle timeout.
@@ -59,7 +60,7 @@ enum Exit {
 impl Exit {
     fn close_frame(self) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            Exit::Gone | Exit::Slow => return None,
+            Exit::Gone | Exit::Slow | Exit::PeerClosed => return None,
             Exit::Shutdown => (CloseCode::Away, "server shutting down"),
             Exit::Idle => (CloseCode::Away, "heartbeat timeout"),
             Exit::TooBig => (CloseCode::Size, "message too big"),
@@ -123,30 +124,25 @@ pub async fn serve<S>(mut ws: S, relay: Relay, limits: ConnLimits, shutdown: Can
 where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
-    let PeerRx {
-        id,
-        mut queue,
-        kick,
-    } = relay.connect();
+    let PeerRx { id, queue } = relay.connect();
     tracing::debug!(client = %id, "connected");
     let mut limiter = RateLimiter::new(&limits);
     let mut last_seen = Instant::now();
     let mut ping = tokio::time::interval_at(last_seen + limits.ping_interval, limits.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
+    let mut batch = VecDeque::new();
     let exit = loop {
         // Unbiased: a busy outbound queue must not starve reading, nor the reverse.
         tokio::select! {
             () = shutdown.cancelled() => break Exit::Shutdown,
-            () = kick.notified() => break Exit::Slow,
-            Some(first) = queue.recv() => {
+            recv = queue.recv(&mut batch) => {
+                if let Recv::Kicked = recv {
+                    break Exit::Slow;
+                }
                 let write = async {
-                    ws.feed(Message::Text(first)).await?;
-                    for _ in 1..WRITE_BATCH {
-                        match queue.try_recv() {
-                            Ok(next) => ws.feed(Message::Text(next)).await?,
-                            Err(_) => break,
-                        }
+                    for msg in batch.drain(..) {
+                        ws.feed(Message::Text(msg)).await?;
                     }
                     ws.flush().await
                 };
@@ -158,9 +154,10 @@ where
                         Ok(Err(_)) => break Exit::Gone,
                         Err(_) => break Exit::Slow,
                     },
-                    () = kick.notified() => break Exit::Slow,
+                    () = queue.kicked() => break Exit::Slow,
                     () = shutdown.cancelled() => break Exit::Shutdown,
                 }
+                batch.clear();
             }
             frame = ws.next() => {
                 last_seen = Instant::now();
@@ -189,7 +186,8 @@ where
                     )),
                     // Pings are answered by tungstenite; pongs only refresh `last_seen`.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break Exit::Gone,
+                    Some(Ok(Message::Close(_))) => break Exit::PeerClosed,
+                    None => break Exit::Gone,
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
                         tracing::info!(client = %id, size, max_size, "message too big");
                         break Exit::TooBig;
@@ -214,7 +212,9 @@ where
 
     relay.disconnect(&id);
     tracing::debug!(client = %id, reason = ?exit, "disconnected");
-    if let Some(frame) = exit.close_frame() {
+    if exit == Exit::PeerClosed {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.flush()).await;
+    } else if let Some(frame) = exit.close_frame() {
         // The closing handshake: send Close, then read until the peer's Close (or EOF), so the
         // socket is not torn down under frames the peer has yet to read.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {

@@ -4,7 +4,7 @@
 //! - `config.rs`: every limit and timer ([`Config`]), from flags or the environment.
 //! - `rooms.rs`: the pure room state: membership, caps, locks, routing rules.
 //! - `relay.rs`: [`Relay`], the one owner of that state, and delivery into bounded per-connection
-//!   queues.
+//!   queues (`queue.rs`).
 //! - `conn.rs`: one `select!` loop per WebSocket: read, write, heartbeat, shutdown.
 //! - `http.rs`: plain HTTP (`/`, `/healthz`) and the WebSocket upgrade, on one port.
 //!
@@ -15,6 +15,7 @@
 pub mod config;
 pub mod conn;
 mod http;
+pub mod queue;
 pub mod relay;
 pub mod rooms;
 
@@ -36,10 +37,26 @@ use tokio_util::task::TaskTracker;
 
 /// Read buffer of each WebSocket, in bytes. Small, because it is allocated per connection for
 /// the connection's lifetime; larger messages are read in several chunks.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
 
 /// Longest a client may take to send its HTTP request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pending connections the kernel queues before `accept` (the default of 128 overflows when
+/// hundreds of clients connect at once, costing each dropped one a 1 s SYN retry).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener with a deep accept backlog and address reuse (quick restarts).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves `listener` until `shutdown` completes; then stops accepting, sends every WebSocket a
 /// Close frame (1001) and waits up to `config.shutdown_timeout` for connections to end.

@@ -7,14 +7,29 @@ use server::Config;
 use std::io::Write;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    let runtime = match config.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        workers => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = workers {
+                builder.worker_threads(n.max(1));
+            }
+            builder.enable_all().build()?
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
 
-    let mut config = Config::parse();
     // `PORT` (as set by most hosting platforms) applies when no address was given.
     if std::env::var_os("SIGNAL_ADDR").is_none()
         && !std::env::args().any(|a| a.starts_with("--addr"))
@@ -27,9 +42,8 @@ async fn main() -> anyhow::Result<()> {
     }
     raise_fd_limit();
 
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.addr))?;
+    let listener =
+        server::bind(config.addr).with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
     // The first stdout line tells scripts and the load generator where the relay is.
     println!("listening on {addr}");

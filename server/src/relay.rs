@@ -3,15 +3,15 @@
 //! [`Relay`] is a cheap clonable handle over one `Mutex<RoomState>`. The lock is held only for
 //! synchronous state changes, never across `.await`; what a change produces is encoded and
 //! queued after the lock is released. Every connection has a bounded outbound queue
-//! ([`PeerTx`]); delivery uses `try_send`, and a connection whose queue is full is removed at
+//! ([`PeerTx`]); delivery never waits, and a connection whose queue is full is removed at
 //! once (its room is told `user-left`) and its task told to drop the socket, so a client that
 //! does not read never stalls others nor grows the relay's memory.
 
+use crate::queue::{Outbound, PeerTx};
 use crate::rooms::{Outbox, Refusal, RoomLimits, RoomState, Route};
 use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage};
 use rand::distr::{Alphanumeric, SampleString};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Rooms listed in one `rooms` answer at most.
@@ -20,22 +20,12 @@ const ROOM_LIST_LIMIT: usize = 1000;
 /// Length of generated client ids (alphanumeric: about 71 bits, not guessable).
 const CLIENT_ID_LEN: usize = 12;
 
-/// The sending side of one connection: its bounded queue and the signal that drops it.
-#[derive(Clone, Debug)]
-pub struct PeerTx {
-    id: ClientId,
-    queue: mpsc::Sender<Utf8Bytes>,
-    kick: Arc<Notify>,
-}
-
-/// What a connection task holds: its id, its queue's receiving end, and the kick signal.
+/// What a connection task holds: its id and its outbound queue.
 pub struct PeerRx {
     /// The id assigned to the connection.
     pub id: ClientId,
-    /// Messages to write to the socket.
-    pub queue: mpsc::Receiver<Utf8Bytes>,
-    /// Notified when the relay dropped this connection as a slow consumer.
-    pub kick: Arc<Notify>,
+    /// Messages to write to the socket, and the kick signal.
+    pub queue: PeerTx,
 }
 
 /// Limits the relay applies besides the room limits.
@@ -87,8 +77,6 @@ impl Relay {
 
     /// Registers a new connection under a fresh id and queues its `welcome`.
     pub fn connect(&self) -> PeerRx {
-        let (tx, rx) = mpsc::channel(self.shared.limits.queue_size.max(1));
-        let kick = Arc::new(Notify::new());
         let mut state = self.state();
         let id = loop {
             let candidate = Alphanumeric.sample_string(&mut rand::rng(), CLIENT_ID_LEN);
@@ -97,22 +85,14 @@ impl Relay {
                 break id;
             }
         };
-        let peer = PeerTx {
-            id: id.clone(),
-            queue: tx,
-            kick: kick.clone(),
-        };
-        state.connect(id.clone(), peer.clone());
+        let queue = Outbound::new(id.clone(), self.shared.limits.queue_size);
+        state.connect(id.clone(), queue.clone());
         drop(state);
         let welcome = ServerMessage::Welcome {
             client_id: id.clone(),
         };
-        self.send_to(&peer, &welcome);
-        PeerRx {
-            id,
-            queue: rx,
-            kick,
-        }
+        self.send_to(&queue, &welcome);
+        PeerRx { id, queue }
     }
 
     /// Removes a connection and tells its room. Safe to call more than once.
@@ -259,19 +239,15 @@ impl Relay {
 
     /// Removes a connection whose queue is full and tells its task to drop the socket.
     fn drop_slow(&self, peer: PeerTx) {
-        tracing::warn!(client = %peer.id, "outbound queue full: dropping slow consumer");
-        peer.kick.notify_one();
+        tracing::warn!(client = %peer.id(), "outbound queue full: dropping slow consumer");
+        peer.kick();
         // Telling the room may find more full queues; `deliver` handles them the same way,
         // and each client is removed once, so this ends.
-        self.disconnect(&peer.id);
+        self.disconnect(peer.id());
     }
 }
 
-/// Queues `text` for `peer`; false when its queue is full. A closed queue (the connection is
-/// ending) counts as delivered: there is nobody left to drop.
+/// Queues `text` for `peer`; false when its queue is full.
 fn enqueue(peer: &PeerTx, text: Utf8Bytes) -> bool {
-    !matches!(
-        peer.queue.try_send(text),
-        Err(mpsc::error::TrySendError::Full(_))
-    )
+    peer.push(text).is_ok()
 }

@@ -82,3 +82,19 @@ async fn shutdown_closes_every_client_and_returns() {
         "no longer accepting"
     );
 }
+
+#[tokio::test]
+async fn a_client_close_gets_the_close_reply() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let server = TestServer::start(config()).await;
+    let mut c = server.client().await;
+    c.ws.send(Message::Close(None)).await.unwrap();
+    let reply = tokio::time::timeout(common::DEADLINE, c.ws.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(reply, Some(Ok(Message::Close(_)))),
+        "close reply, got {reply:?}"
+    );
+}

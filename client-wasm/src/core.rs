@@ -1,0 +1,491 @@
+//! The call's pure core: a state machine that takes signaling messages, local UI events and
+//! the results of browser operations, and returns [`Command`]s for the web layer to execute.
+//!
+//! It holds every rule of the call, so they are tested natively with `cargo test`:
+//! - the offerer rule: the newcomer offers to the members listed in `joined`; members answer;
+//! - perfect negotiation (polite/impolite by client id) so renegotiation and glare can't
+//!   deadlock: on an offer collision the impolite peer ignores the remote offer, the polite
+//!   one rolls back and answers;
+//! - ICE candidates that arrive before the peer exists or before its remote description is set
+//!   are buffered and applied once it is;
+//! - peer teardown on `user-left`, on connection failure, on leave and on reconnect;
+//! - signaling reconnects with exponential backoff and rejoins the room.
+//!
+//! The core never touches the browser: the web layer (`web/`) turns commands into
+//! RTCPeerConnection calls and DOM changes, and feeds their outcomes back as [`Event`]s.
+
+use protocol::{ClientId, ClientMessage, Payload, RoomId, ServerMessage, UserId};
+use std::collections::BTreeMap;
+
+/// First reconnect delay; doubled on every failed attempt up to [`RECONNECT_MAX_MS`].
+pub const RECONNECT_BASE_MS: u32 = 500;
+/// Longest reconnect delay.
+pub const RECONNECT_MAX_MS: u32 = 10_000;
+
+/// Which kind of session description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SdpKind {
+    /// An offer.
+    Offer,
+    /// An answer.
+    Answer,
+}
+
+/// A local media kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    /// The microphone.
+    Audio,
+    /// The camera.
+    Video,
+}
+
+/// What happens to the core: user actions, signaling, and results of browser operations.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The user asked to join `room`.
+    Join(RoomId),
+    /// The user asked to leave the room (hang up).
+    Leave,
+    /// The user toggled the microphone or camera.
+    Toggle(MediaKind),
+    /// The signaling socket opened.
+    SignalOpen,
+    /// The signaling socket closed or failed to open.
+    SignalClosed,
+    /// The reconnect delay elapsed.
+    ReconnectDue,
+    /// A message from the relay.
+    Signal(ServerMessage),
+    /// A peer connection wants (re)negotiation (`negotiationneeded`).
+    NegotiationNeeded(ClientId),
+    /// A local description was created and set; send it.
+    LocalDescription(ClientId, SdpKind, Payload),
+    /// A remote description was applied.
+    RemoteDescriptionSet(ClientId, SdpKind),
+    /// Applying a description or creating one failed.
+    NegotiationFailed(ClientId, String),
+    /// A local ICE candidate (`None`: gathering finished).
+    LocalCandidate(ClientId, Option<Payload>),
+    /// The peer connection failed or closed for good.
+    PeerFailed(ClientId),
+}
+
+/// What the web layer must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Open the signaling socket.
+    Connect,
+    /// Call back with [`Event::ReconnectDue`] after this many milliseconds.
+    ScheduleReconnect(u32),
+    /// Send a message to the relay.
+    Send(ClientMessage),
+    /// Create a peer connection and its tile. `offerer`: attach local tracks now (so that
+    /// `negotiationneeded` fires and an offer follows); otherwise attach them once the remote
+    /// offer is applied, so the answer carries them.
+    CreatePeer {
+        /// The remote client.
+        id: ClientId,
+        /// The label of its tile.
+        label: String,
+        /// Whether this side offers first.
+        offerer: bool,
+    },
+    /// Close a peer connection and remove its tile.
+    ClosePeer(ClientId),
+    /// Create an offer and set it as the local description.
+    CreateOffer(ClientId),
+    /// Create an answer and set it as the local description.
+    CreateAnswer(ClientId),
+    /// Apply a remote description (rolling back a local offer first when needed).
+    SetRemoteDescription(ClientId, SdpKind, Payload),
+    /// Add a remote ICE candidate.
+    AddCandidate(ClientId, Payload),
+    /// Enable or disable local tracks of a kind.
+    SetTrackEnabled(MediaKind, bool),
+    /// Show this connection status.
+    Status(String),
+}
+
+/// Negotiation state of one peer, mirroring the RTCPeerConnection's signaling state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signaling {
+    Stable,
+    HaveLocalOffer,
+    HaveRemoteOffer,
+}
+
+/// One remote peer.
+#[derive(Debug)]
+struct Peer {
+    polite: bool,
+    signaling: Signaling,
+    making_offer: bool,
+    ignore_offer: bool,
+    /// Whether a remote description has been applied (candidates can be added).
+    remote_set: bool,
+    /// Candidates waiting for the remote description.
+    pending: Vec<Payload>,
+}
+
+/// Connection to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Down,
+    Connecting,
+    Up,
+}
+
+/// The state of the call.
+#[derive(Debug)]
+pub struct Core {
+    link: Link,
+    me: Option<ClientId>,
+    /// The room the user wants to be in (kept across reconnects).
+    room: Option<RoomId>,
+    /// Whether the relay confirmed the room.
+    in_room: bool,
+    peers: BTreeMap<ClientId, Peer>,
+    /// Candidates from clients we have no peer connection for yet.
+    early: BTreeMap<ClientId, Vec<Payload>>,
+    names: BTreeMap<ClientId, UserId>,
+    user_name: Option<UserId>,
+    mic_on: bool,
+    cam_on: bool,
+    attempt: u32,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Core::new(None)
+    }
+}
+
+impl Core {
+    /// A core that has not connected yet; `user_name` is sent with `register`.
+    pub fn new(user_name: Option<UserId>) -> Self {
+        Core {
+            link: Link::Down,
+            me: None,
+            room: None,
+            in_room: false,
+            peers: BTreeMap::new(),
+            early: BTreeMap::new(),
+            names: BTreeMap::new(),
+            user_name,
+            mic_on: true,
+            cam_on: true,
+            attempt: 0,
+        }
+    }
+
+    /// This client's id, once welcomed.
+    pub fn me(&self) -> Option<&ClientId> {
+        self.me.as_ref()
+    }
+
+    /// The remote peers, by id.
+    pub fn peer_ids(&self) -> impl Iterator<Item = &ClientId> {
+        self.peers.keys()
+    }
+
+    /// Whether the microphone / camera are on.
+    pub fn media_on(&self, kind: MediaKind) -> bool {
+        match kind {
+            MediaKind::Audio => self.mic_on,
+            MediaKind::Video => self.cam_on,
+        }
+    }
+
+    /// Candidates buffered for `id` (for tests and diagnostics).
+    pub fn buffered_candidates(&self, id: &ClientId) -> usize {
+        self.peers.get(id).map_or(0, |p| p.pending.len()) + self.early.get(id).map_or(0, Vec::len)
+    }
+
+    /// Handles one event and returns the commands it causes, in order.
+    pub fn handle(&mut self, event: Event) -> Vec<Command> {
+        let mut out = Vec::new();
+        match event {
+            Event::Join(room) => {
+                self.room = Some(room.clone());
+                match self.link {
+                    Link::Up => {
+                        self.close_all(&mut out);
+                        out.push(Command::Send(ClientMessage::Join { room_id: room }));
+                    }
+                    Link::Down => {
+                        self.link = Link::Connecting;
+                        out.push(Command::Status("connecting…".into()));
+                        out.push(Command::Connect);
+                    }
+                    Link::Connecting => {}
+                }
+            }
+            Event::Leave => {
+                if let Some(room) = self.room.take() {
+                    if self.link == Link::Up && self.in_room {
+                        out.push(Command::Send(ClientMessage::Leave {
+                            room_id: Some(room),
+                        }));
+                    }
+                }
+                self.in_room = false;
+                self.close_all(&mut out);
+                out.push(Command::Status("left the call".into()));
+            }
+            Event::Toggle(kind) => {
+                let on = match kind {
+                    MediaKind::Audio => &mut self.mic_on,
+                    MediaKind::Video => &mut self.cam_on,
+                };
+                *on = !*on;
+                out.push(Command::SetTrackEnabled(kind, *on));
+            }
+            Event::SignalOpen => {
+                self.link = Link::Up;
+                self.attempt = 0;
+                out.push(Command::Status("connected to the relay".into()));
+            }
+            Event::SignalClosed => {
+                let was = self.link;
+                self.link = Link::Down;
+                self.me = None;
+                self.in_room = false;
+                if self.room.is_some() {
+                    // Calls in progress keep their media; peers are replaced after rejoining.
+                    let delay = reconnect_delay(self.attempt);
+                    self.attempt = self.attempt.saturating_add(1);
+                    self.link = Link::Connecting;
+                    let what = if was == Link::Up {
+                        "lost the relay"
+                    } else {
+                        "relay unreachable"
+                    };
+                    out.push(Command::Status(format!(
+                        "{what}: reconnecting in {:.1} s…",
+                        f64::from(delay) / 1000.0
+                    )));
+                    out.push(Command::ScheduleReconnect(delay));
+                } else {
+                    out.push(Command::Status("disconnected".into()));
+                }
+            }
+            Event::ReconnectDue => {
+                if self.link == Link::Connecting && self.room.is_some() {
+                    out.push(Command::Connect);
+                }
+            }
+            Event::Signal(msg) => self.on_signal(msg, &mut out),
+            Event::NegotiationNeeded(id) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    // Only start an offer from a stable state; a renegotiation wanted during
+                    // one fires again once stable.
+                    if peer.signaling == Signaling::Stable && !peer.making_offer {
+                        peer.making_offer = true;
+                        out.push(Command::CreateOffer(id));
+                    }
+                }
+            }
+            Event::LocalDescription(id, kind, sdp) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return out;
+                };
+                match kind {
+                    SdpKind::Offer => {
+                        peer.making_offer = false;
+                        peer.signaling = Signaling::HaveLocalOffer;
+                        out.push(Command::Send(ClientMessage::Offer { target_id: id, sdp }));
+                    }
+                    SdpKind::Answer => {
+                        peer.signaling = Signaling::Stable;
+                        out.push(Command::Send(ClientMessage::Answer { target_id: id, sdp }));
+                    }
+                }
+            }
+            Event::RemoteDescriptionSet(id, kind) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return out;
+                };
+                peer.remote_set = true;
+                for c in peer.pending.drain(..) {
+                    out.push(Command::AddCandidate(id.clone(), c));
+                }
+                match kind {
+                    SdpKind::Offer => out.push(Command::CreateAnswer(id)),
+                    SdpKind::Answer => peer.signaling = Signaling::Stable,
+                }
+            }
+            Event::NegotiationFailed(id, why) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.making_offer = false;
+                }
+                out.push(Command::Status(format!(
+                    "negotiation with {id} failed: {why}"
+                )));
+            }
+            Event::LocalCandidate(id, candidate) => {
+                if self.peers.contains_key(&id) && self.link == Link::Up {
+                    let candidate = candidate.unwrap_or_else(null_payload);
+                    out.push(Command::Send(ClientMessage::Candidate {
+                        target_id: id,
+                        candidate,
+                    }));
+                }
+            }
+            Event::PeerFailed(id) => {
+                if self.peers.remove(&id).is_some() {
+                    out.push(Command::ClosePeer(id.clone()));
+                    out.push(Command::Status(format!(
+                        "connection to {} failed",
+                        self.label(&id)
+                    )));
+                }
+            }
+        }
+        out
+    }
+
+    fn on_signal(&mut self, msg: ServerMessage, out: &mut Vec<Command>) {
+        match msg {
+            ServerMessage::Welcome { client_id } => {
+                self.me = Some(client_id);
+                // A new session: peers of the old one can't be reached any more.
+                self.close_all(out);
+                if let Some(name) = &self.user_name {
+                    out.push(Command::Send(ClientMessage::Register {
+                        user_id: Some(name.clone()),
+                    }));
+                }
+                if let Some(room) = &self.room {
+                    out.push(Command::Send(ClientMessage::Join {
+                        room_id: room.clone(),
+                    }));
+                }
+            }
+            ServerMessage::Joined {
+                room_id,
+                members,
+                peers,
+            } => {
+                self.in_room = true;
+                for p in peers {
+                    self.names.insert(p.client_id, p.user_id);
+                }
+                let n = members.len();
+                // The offerer rule: the newcomer offers to everyone already there.
+                for id in members {
+                    self.create_peer(id, true, out);
+                }
+                out.push(Command::Status(match n {
+                    0 => format!("in room {room_id}: waiting for others"),
+                    1 => format!("in room {room_id} with 1 other"),
+                    n => format!("in room {room_id} with {n} others"),
+                }));
+            }
+            ServerMessage::UserJoined { user_id, client_id } => {
+                // The newcomer offers; its tile appears with its offer.
+                self.names.insert(client_id, user_id);
+            }
+            ServerMessage::UserLeft { client_id, .. } => {
+                self.early.remove(&client_id);
+                if self.peers.remove(&client_id).is_some() {
+                    out.push(Command::ClosePeer(client_id.clone()));
+                }
+                self.names.remove(&client_id);
+            }
+            ServerMessage::Left { .. } => self.in_room = false,
+            ServerMessage::JoinError { error, .. } => {
+                self.room = None;
+                out.push(Command::Status(format!("could not join: {error}")));
+            }
+            ServerMessage::Offer { from_id, sdp, .. } => self.on_offer(from_id, sdp, out),
+            ServerMessage::Answer { from_id, sdp, .. } => {
+                let Some(peer) = self.peers.get_mut(&from_id) else {
+                    return;
+                };
+                // An answer only matters to an offer we are waiting on.
+                if peer.signaling == Signaling::HaveLocalOffer {
+                    out.push(Command::SetRemoteDescription(from_id, SdpKind::Answer, sdp));
+                }
+            }
+            ServerMessage::Candidate {
+                from_id, candidate, ..
+            } => {
+                match self.peers.get_mut(&from_id) {
+                    Some(peer) if peer.remote_set => {
+                        out.push(Command::AddCandidate(from_id, candidate));
+                    }
+                    // Kept even after an ignored offer: the peer's ICE agent is the same, and
+                    // its candidates apply once its answer to our offer is set.
+                    Some(peer) => peer.pending.push(candidate),
+                    None => self.early.entry(from_id).or_default().push(candidate),
+                }
+            }
+            ServerMessage::Error { message, .. } => {
+                out.push(Command::Status(format!("relay refused: {message}")));
+            }
+            ServerMessage::Registered { .. }
+            | ServerMessage::Message { .. }
+            | ServerMessage::Locked { .. }
+            | ServerMessage::Unlocked { .. }
+            | ServerMessage::Rooms { .. } => {}
+        }
+    }
+
+    fn on_offer(&mut self, from: ClientId, sdp: Payload, out: &mut Vec<Command>) {
+        if !self.peers.contains_key(&from) {
+            self.create_peer(from.clone(), false, out);
+        }
+        let peer = self.peers.get_mut(&from).expect("created above");
+        let collision = peer.making_offer || peer.signaling != Signaling::Stable;
+        peer.ignore_offer = !peer.polite && collision;
+        if peer.ignore_offer {
+            return;
+        }
+        // The polite side rolls back its own offer (implicitly, in the browser) and answers.
+        peer.signaling = Signaling::HaveRemoteOffer;
+        peer.making_offer = false;
+        out.push(Command::SetRemoteDescription(from, SdpKind::Offer, sdp));
+    }
+
+    fn create_peer(&mut self, id: ClientId, offerer: bool, out: &mut Vec<Command>) {
+        let me = self.me.as_ref().map_or("", ClientId::as_str);
+        let peer = Peer {
+            // A fixed order of ids gives each pair one polite and one impolite side.
+            polite: me < id.as_str(),
+            signaling: Signaling::Stable,
+            making_offer: false,
+            ignore_offer: false,
+            remote_set: false,
+            pending: self.early.remove(&id).unwrap_or_default(),
+        };
+        self.peers.insert(id.clone(), peer);
+        let label = self.label(&id);
+        out.push(Command::CreatePeer { id, label, offerer });
+    }
+
+    fn label(&self, id: &ClientId) -> String {
+        match self.names.get(id) {
+            Some(name) if name.as_str() != id.as_str() => name.to_string(),
+            _ => format!("peer {id}"),
+        }
+    }
+
+    fn close_all(&mut self, out: &mut Vec<Command>) {
+        for (id, _) in std::mem::take(&mut self.peers) {
+            out.push(Command::ClosePeer(id));
+        }
+        self.early.clear();
+    }
+}
+
+/// The reconnect delay after `attempt` failed attempts.
+pub fn reconnect_delay(attempt: u32) -> u32 {
+    RECONNECT_BASE_MS
+        .saturating_mul(1 << attempt.min(16))
+        .min(RECONNECT_MAX_MS)
+}
+
+fn null_payload() -> Payload {
+    Payload::from_json("null").expect("null is JSON")
+}

@@ -1,0 +1,397 @@
+//! Native tests of the call's core state machine: the offerer rule, ICE candidate buffering,
+//! glare under perfect negotiation, peer teardown, and reconnect with rejoin.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use client_wasm::core::{Command, Core, Event, MediaKind, SdpKind, reconnect_delay};
+use protocol::{ClientId, ClientMessage, Payload, PeerInfo, RoomId, ServerMessage, UserId};
+
+fn cid(s: &str) -> ClientId {
+    ClientId::new(s).unwrap()
+}
+fn room() -> RoomId {
+    RoomId::new("room").unwrap()
+}
+fn sdp(s: &str) -> Payload {
+    Payload::from_value(&serde_json::json!({"type": "x", "sdp": s})).unwrap()
+}
+fn cand(n: u32) -> Payload {
+    Payload::from_value(&serde_json::json!({"candidate": format!("candidate:{n}")})).unwrap()
+}
+
+/// A core that joined `room` as client `me`, connected, with no peers yet.
+fn welcomed(me: &str) -> Core {
+    let mut core = Core::new(Some(UserId::new("me").unwrap()));
+    assert_eq!(core.handle(Event::Join(room()))[1], Command::Connect);
+    core.handle(Event::SignalOpen);
+    let cmds = core.handle(Event::Signal(ServerMessage::Welcome { client_id: cid(me) }));
+    assert_eq!(
+        cmds,
+        vec![
+            Command::Send(ClientMessage::Register {
+                user_id: Some(UserId::new("me").unwrap())
+            }),
+            Command::Send(ClientMessage::Join { room_id: room() }),
+        ]
+    );
+    core
+}
+
+fn joined(members: &[&str]) -> Event {
+    Event::Signal(ServerMessage::Joined {
+        room_id: room(),
+        members: members.iter().map(|m| cid(m)).collect(),
+        peers: members
+            .iter()
+            .map(|m| PeerInfo {
+                client_id: cid(m),
+                user_id: UserId::new(format!("user-{m}")).unwrap(),
+            })
+            .collect(),
+    })
+}
+
+fn offer_from(from: &str, s: &str) -> Event {
+    Event::Signal(ServerMessage::Offer {
+        from_id: cid(from),
+        from_user_id: UserId::new(from).unwrap(),
+        sdp: sdp(s),
+    })
+}
+
+fn answer_from(from: &str, s: &str) -> Event {
+    Event::Signal(ServerMessage::Answer {
+        from_id: cid(from),
+        from_user_id: UserId::new(from).unwrap(),
+        sdp: sdp(s),
+    })
+}
+
+fn candidate_from(from: &str, n: u32) -> Event {
+    Event::Signal(ServerMessage::Candidate {
+        from_id: cid(from),
+        from_user_id: UserId::new(from).unwrap(),
+        candidate: cand(n),
+    })
+}
+
+#[test]
+fn the_newcomer_offers_to_every_member() {
+    let mut core = welcomed("m");
+    let cmds = core.handle(joined(&["a", "b"]));
+    assert_eq!(
+        &cmds[..2],
+        &[
+            Command::CreatePeer {
+                id: cid("a"),
+                label: "user-a".into(),
+                offerer: true
+            },
+            Command::CreatePeer {
+                id: cid("b"),
+                label: "user-b".into(),
+                offerer: true
+            },
+        ]
+    );
+    // The offer starts when the browser asks for negotiation, and is sent once created.
+    assert_eq!(
+        core.handle(Event::NegotiationNeeded(cid("a"))),
+        vec![Command::CreateOffer(cid("a"))]
+    );
+    // A second negotiationneeded while the offer is being made does not start another one.
+    assert_eq!(core.handle(Event::NegotiationNeeded(cid("a"))), vec![]);
+    assert_eq!(
+        core.handle(Event::LocalDescription(cid("a"), SdpKind::Offer, sdp("o"))),
+        vec![Command::Send(ClientMessage::Offer {
+            target_id: cid("a"),
+            sdp: sdp("o")
+        })]
+    );
+    assert_eq!(
+        core.handle(answer_from("a", "ans")),
+        vec![Command::SetRemoteDescription(
+            cid("a"),
+            SdpKind::Answer,
+            sdp("ans")
+        )]
+    );
+    assert_eq!(
+        core.handle(Event::RemoteDescriptionSet(cid("a"), SdpKind::Answer)),
+        vec![]
+    );
+    // A late duplicate answer is ignored in the stable state.
+    assert_eq!(core.handle(answer_from("a", "again")), vec![]);
+}
+
+#[test]
+fn members_do_not_offer_to_a_newcomer_but_answer_it() {
+    let mut core = welcomed("m");
+    core.handle(joined(&[]));
+    let user_joined = ServerMessage::UserJoined {
+        user_id: UserId::new("nina").unwrap(),
+        client_id: cid("n"),
+    };
+    assert_eq!(core.handle(Event::Signal(user_joined)), vec![]);
+    let cmds = core.handle(offer_from("n", "o"));
+    assert_eq!(
+        cmds,
+        vec![
+            Command::CreatePeer {
+                id: cid("n"),
+                label: "nina".into(),
+                offerer: false
+            },
+            Command::SetRemoteDescription(cid("n"), SdpKind::Offer, sdp("o")),
+        ]
+    );
+    assert_eq!(
+        core.handle(Event::RemoteDescriptionSet(cid("n"), SdpKind::Offer)),
+        vec![Command::CreateAnswer(cid("n"))]
+    );
+    assert_eq!(
+        core.handle(Event::LocalDescription(cid("n"), SdpKind::Answer, sdp("a"))),
+        vec![Command::Send(ClientMessage::Answer {
+            target_id: cid("n"),
+            sdp: sdp("a")
+        })]
+    );
+}
+
+#[test]
+fn early_candidates_are_buffered_until_the_remote_description_is_set() {
+    let mut core = welcomed("m");
+    core.handle(joined(&[]));
+    // Before the peer exists.
+    assert_eq!(core.handle(candidate_from("n", 1)), vec![]);
+    assert_eq!(core.buffered_candidates(&cid("n")), 1);
+    core.handle(offer_from("n", "o"));
+    // After the peer exists, before its remote description is applied.
+    assert_eq!(core.handle(candidate_from("n", 2)), vec![]);
+    assert_eq!(core.buffered_candidates(&cid("n")), 2);
+    let cmds = core.handle(Event::RemoteDescriptionSet(cid("n"), SdpKind::Offer));
+    assert_eq!(
+        cmds,
+        vec![
+            Command::AddCandidate(cid("n"), cand(1)),
+            Command::AddCandidate(cid("n"), cand(2)),
+            Command::CreateAnswer(cid("n")),
+        ]
+    );
+    assert_eq!(core.buffered_candidates(&cid("n")), 0);
+    // From then on candidates apply at once.
+    assert_eq!(
+        core.handle(candidate_from("n", 3)),
+        vec![Command::AddCandidate(cid("n"), cand(3))]
+    );
+}
+
+#[test]
+fn local_candidates_are_sent_and_the_end_marker_is_null() {
+    let mut core = welcomed("m");
+    core.handle(joined(&["a"]));
+    assert_eq!(
+        core.handle(Event::LocalCandidate(cid("a"), Some(cand(7)))),
+        vec![Command::Send(ClientMessage::Candidate {
+            target_id: cid("a"),
+            candidate: cand(7)
+        })]
+    );
+    assert_eq!(
+        core.handle(Event::LocalCandidate(cid("a"), None)),
+        vec![Command::Send(ClientMessage::Candidate {
+            target_id: cid("a"),
+            candidate: Payload::from_json("null").unwrap()
+        })]
+    );
+    // Nothing is sent for a peer that is gone.
+    assert_eq!(
+        core.handle(Event::LocalCandidate(cid("zz"), Some(cand(1)))),
+        vec![]
+    );
+}
+
+/// Both sides offer at once: the impolite one ignores the remote offer, the polite one rolls
+/// back and answers, and both end stable with one offer/answer exchange.
+#[test]
+fn glare_resolves_by_politeness() {
+    // "a" < "b": a is polite towards b, b impolite towards a.
+    let mut a = welcomed("a");
+    let mut b = welcomed("b");
+    a.handle(joined(&[]));
+    b.handle(joined(&["a"]));
+    a.handle(offer_from("b", "first")); // a is now answering b's first offer...
+    a.handle(Event::RemoteDescriptionSet(cid("b"), SdpKind::Offer));
+    a.handle(Event::LocalDescription(
+        cid("b"),
+        SdpKind::Answer,
+        sdp("ans1"),
+    ));
+    b.handle(Event::NegotiationNeeded(cid("a")));
+    b.handle(Event::LocalDescription(
+        cid("a"),
+        SdpKind::Offer,
+        sdp("first"),
+    ));
+    b.handle(answer_from("a", "ans1"));
+    b.handle(Event::RemoteDescriptionSet(cid("a"), SdpKind::Answer));
+
+    // Now both renegotiate at the same time.
+    assert_eq!(
+        a.handle(Event::NegotiationNeeded(cid("b"))),
+        vec![Command::CreateOffer(cid("b"))]
+    );
+    assert_eq!(
+        b.handle(Event::NegotiationNeeded(cid("a"))),
+        vec![Command::CreateOffer(cid("a"))]
+    );
+    a.handle(Event::LocalDescription(
+        cid("b"),
+        SdpKind::Offer,
+        sdp("from-a"),
+    ));
+    b.handle(Event::LocalDescription(
+        cid("a"),
+        SdpKind::Offer,
+        sdp("from-b"),
+    ));
+
+    // The impolite side ignores the colliding offer.
+    assert_eq!(b.handle(offer_from("a", "from-a")), vec![]);
+    // The polite side accepts it (the browser rolls back its own offer) and answers.
+    assert_eq!(
+        a.handle(offer_from("b", "from-b")),
+        vec![Command::SetRemoteDescription(
+            cid("b"),
+            SdpKind::Offer,
+            sdp("from-b")
+        )]
+    );
+    assert_eq!(
+        a.handle(Event::RemoteDescriptionSet(cid("b"), SdpKind::Offer)),
+        vec![Command::CreateAnswer(cid("b"))]
+    );
+    let sent = a.handle(Event::LocalDescription(
+        cid("b"),
+        SdpKind::Answer,
+        sdp("ans2"),
+    ));
+    assert_eq!(
+        sent,
+        vec![Command::Send(ClientMessage::Answer {
+            target_id: cid("b"),
+            sdp: sdp("ans2")
+        })]
+    );
+    // The impolite side takes the answer to its own offer: both are stable again, and a new
+    // negotiation can start on either side.
+    assert_eq!(
+        b.handle(answer_from("a", "ans2")),
+        vec![Command::SetRemoteDescription(
+            cid("a"),
+            SdpKind::Answer,
+            sdp("ans2")
+        )]
+    );
+    b.handle(Event::RemoteDescriptionSet(cid("a"), SdpKind::Answer));
+    assert_eq!(
+        b.handle(Event::NegotiationNeeded(cid("a"))),
+        vec![Command::CreateOffer(cid("a"))]
+    );
+    assert_eq!(
+        a.handle(Event::NegotiationNeeded(cid("b"))),
+        vec![Command::CreateOffer(cid("b"))]
+    );
+}
+
+#[test]
+fn peers_are_torn_down_on_leave_failure_and_hang_up() {
+    let mut core = welcomed("m");
+    core.handle(joined(&["a", "b", "c"]));
+    let left = ServerMessage::UserLeft {
+        user_id: UserId::new("a").unwrap(),
+        client_id: cid("a"),
+    };
+    assert_eq!(
+        core.handle(Event::Signal(left.clone())),
+        vec![Command::ClosePeer(cid("a"))]
+    );
+    // A second notice for the same peer does nothing.
+    assert_eq!(core.handle(Event::Signal(left)), vec![]);
+    let cmds = core.handle(Event::PeerFailed(cid("b")));
+    assert_eq!(cmds[0], Command::ClosePeer(cid("b")));
+    assert_eq!(core.peer_ids().collect::<Vec<_>>(), vec![&cid("c")]);
+    let cmds = core.handle(Event::Leave);
+    assert_eq!(
+        cmds[0],
+        Command::Send(ClientMessage::Leave {
+            room_id: Some(room())
+        })
+    );
+    assert_eq!(cmds[1], Command::ClosePeer(cid("c")));
+    assert_eq!(core.peer_ids().count(), 0);
+}
+
+#[test]
+fn signaling_loss_reconnects_with_backoff_and_rejoins() {
+    let mut core = welcomed("m");
+    core.handle(joined(&["a"]));
+    let cmds = core.handle(Event::SignalClosed);
+    assert!(matches!(&cmds[0], Command::Status(s) if s.contains("reconnecting")));
+    assert_eq!(cmds[1], Command::ScheduleReconnect(reconnect_delay(0)));
+    assert_eq!(core.handle(Event::ReconnectDue), vec![Command::Connect]);
+    // The relay is still down: the next delay is longer.
+    let cmds = core.handle(Event::SignalClosed);
+    assert_eq!(cmds[1], Command::ScheduleReconnect(reconnect_delay(1)));
+    assert!(reconnect_delay(1) > reconnect_delay(0));
+    assert_eq!(reconnect_delay(30), 10_000, "capped");
+    core.handle(Event::ReconnectDue);
+    core.handle(Event::SignalOpen);
+    // A new session: the old peers go, and the room is joined again.
+    let cmds = core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m2"),
+    }));
+    assert_eq!(cmds[0], Command::ClosePeer(cid("a")));
+    assert_eq!(
+        cmds.last(),
+        Some(&Command::Send(ClientMessage::Join { room_id: room() }))
+    );
+    // And the backoff starts over.
+    let cmds = core.handle(Event::SignalClosed);
+    assert_eq!(cmds[1], Command::ScheduleReconnect(reconnect_delay(0)));
+}
+
+#[test]
+fn toggles_flip_track_state() {
+    let mut core = welcomed("m");
+    assert_eq!(
+        core.handle(Event::Toggle(MediaKind::Audio)),
+        vec![Command::SetTrackEnabled(MediaKind::Audio, false)]
+    );
+    assert!(!core.media_on(MediaKind::Audio));
+    assert_eq!(
+        core.handle(Event::Toggle(MediaKind::Audio)),
+        vec![Command::SetTrackEnabled(MediaKind::Audio, true)]
+    );
+    assert_eq!(
+        core.handle(Event::Toggle(MediaKind::Video)),
+        vec![Command::SetTrackEnabled(MediaKind::Video, false)]
+    );
+}
+
+#[test]
+fn a_refused_join_is_reported_and_not_retried() {
+    let mut core = welcomed("m");
+    let err = ServerMessage::JoinError {
+        error: "room room is full".into(),
+        room_id: Some(room()),
+        code: None,
+    };
+    let cmds = core.handle(Event::Signal(err));
+    assert!(matches!(&cmds[0], Command::Status(s) if s.contains("full")));
+    // With no room wanted, losing the relay does not reconnect.
+    assert_eq!(
+        core.handle(Event::SignalClosed),
+        vec![Command::Status("disconnected".into())]
+    );
+}
