@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use std::net::SocketAddr;
+
 use std::time::Duration;
 
 /// Hardened WebSocket signaling relay for WebRTC calls.
@@ -65,6 +66,11 @@ pub struct Config {
     /// which spends the least CPU per message; more threads add capacity.
     #[arg(long, env = "SIGNAL_WORKERS")]
     pub workers: Option<usize>,
+
+    /// Directory of the built browser app (Trunk's `dist/`) to serve on the same port; `/`
+    /// then serves its index.html instead of the plain-text banner.
+    #[arg(long, env = "SIGNAL_STATIC_DIR")]
+    pub static_dir: Option<std::path::PathBuf>,
 
     /// Whether clients may list rooms with the `rooms` message.
     #[arg(long, env = "SIGNAL_ROOM_LIST", default_value_t = true, action = clap::ArgAction::Set)]

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 /// Everything a request handler needs, shared by all connections.
 pub(crate) struct Ctx {
     pub relay: Relay,
+    pub static_dir: Option<std::path::PathBuf>,
     pub limits: ConnLimits,
     pub ws_config: WebSocketConfig,
     pub permits: Arc<Semaphore>,
@@ -63,14 +64,68 @@ pub(crate) async fn handle(
         return Ok(upgrade(&mut req, ctx));
     }
     Ok(match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/") => text(
-            StatusCode::OK,
-            "WebRTC signaling relay: connect with a WebSocket.\n",
-        ),
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET | &Method::HEAD, _) => text(StatusCode::NOT_FOUND, "not found\n"),
+        (&Method::GET | &Method::HEAD, path) => match &ctx.static_dir {
+            Some(dir) => serve_file(dir, path).await,
+            None if path == "/" => text(
+                StatusCode::OK,
+                "WebRTC signaling relay: connect with a WebSocket.\n",
+            ),
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+        },
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     })
+}
+
+/// Content type by file extension, for the files of the built app.
+fn content_type(path: &std::path::Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Serves a file of `dir` (`/` is `index.html`). Paths with `..`, `%` or a backslash are
+/// refused rather than decoded, so nothing outside `dir` can be named.
+async fn serve_file(dir: &std::path::Path, path: &str) -> Response<Body> {
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    if rel
+        .split('/')
+        .any(|part| part.is_empty() || part.starts_with('.'))
+        || rel.contains(['%', '\\'])
+    {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    let file = dir.join(rel);
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            let mut res = Response::new(Full::new(Bytes::from(bytes)));
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type(&file)),
+            );
+            // Trunk names assets by content hash; only index.html must be fetched anew.
+            let cache = if rel == "index.html" {
+                "no-cache"
+            } else {
+                "public, max-age=31536000, immutable"
+            };
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
+        Err(_) => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
 }
 
 /// Validates a WebSocket upgrade, answers 101 and starts the connection on the upgraded stream.

@@ -6,7 +6,8 @@
 //! - `relay.rs`: [`Relay`], the one owner of that state, and delivery into bounded per-connection
 //!   queues (`queue.rs`).
 //! - `conn.rs`: one `select!` loop per WebSocket: read, write, heartbeat, shutdown.
-//! - `http.rs`: plain HTTP (`/`, `/healthz`) and the WebSocket upgrade, on one port.
+//! - `http.rs`: plain HTTP (`/`, `/healthz`, the built browser app) and the WebSocket upgrade,
+//!   on one port.
 //!
 //! [`run`] serves a bound listener until a shutdown future completes, then closes every
 //! connection with a Close frame and returns; `main.rs` only parses flags and signals, so tests
@@ -77,6 +78,7 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let ctx = Arc::new(http::Ctx {
         relay,
+        static_dir: config.static_dir.clone(),
         limits: conn::ConnLimits {
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,

@@ -1,0 +1,174 @@
+//! The page: the elements of `www/index.html` the app reads and writes, and the listeners of
+//! its controls (owned here, so they live exactly as long as the page's UI).
+
+use super::error::{WebError, js};
+use super::listener::Listener;
+use super::{AppEvent, Events};
+use crate::core::MediaKind;
+use wasm_bindgen::JsCast;
+use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlVideoElement, MediaStream};
+
+/// The page's elements.
+pub struct Ui {
+    document: Document,
+    room: HtmlInputElement,
+    join: HtmlElement,
+    leave: HtmlElement,
+    mic: HtmlElement,
+    cam: HtmlElement,
+    status: Element,
+    notice: Element,
+    local_video: HtmlVideoElement,
+    /// The grid of remote tiles.
+    pub grid: Element,
+    _listeners: Vec<Listener>,
+}
+
+fn get<T: JsCast>(document: &Document, id: &str) -> Result<T, WebError> {
+    document
+        .get_element_by_id(id)
+        .ok_or_else(|| WebError::new("getElementById", format!("#{id} is missing from the page")))?
+        .dyn_into::<T>()
+        .map_err(|_| {
+            WebError::new(
+                "getElementById",
+                format!("#{id} has the wrong element type"),
+            )
+        })
+}
+
+impl Ui {
+    /// Finds the elements and wires the controls to `events`.
+    pub fn new(document: &Document, events: &Events) -> Result<Ui, WebError> {
+        let ui = Ui {
+            document: document.clone(),
+            room: get(document, "room")?,
+            join: get(document, "join")?,
+            leave: get(document, "leave")?,
+            mic: get(document, "mic")?,
+            cam: get(document, "cam")?,
+            status: get(document, "status")?,
+            notice: get(document, "notice")?,
+            local_video: get(document, "local-video")?,
+            grid: get(document, "grid")?,
+            _listeners: Vec::new(),
+        };
+        let copy: HtmlElement = get(document, "copy")?;
+        let form: HtmlElement = get(document, "join-form")?;
+        let click = |el: &HtmlElement, what: fn() -> AppEvent| {
+            let events = events.clone();
+            Listener::new(el.as_ref(), "click", move |_| events.send(what()))
+        };
+        let submit = {
+            let events = events.clone();
+            Listener::new(form.as_ref(), "submit", move |ev| {
+                ev.prevent_default();
+                events.send(AppEvent::JoinClicked);
+            })
+        };
+        let listeners = vec![
+            submit,
+            click(&ui.leave, || AppEvent::LeaveClicked),
+            click(&copy, || AppEvent::CopyLink),
+            click(&ui.mic, || AppEvent::Toggle(MediaKind::Audio)),
+            click(&ui.cam, || AppEvent::Toggle(MediaKind::Video)),
+        ];
+        Ok(Ui {
+            _listeners: listeners,
+            ..ui
+        })
+    }
+
+    /// The room typed in the field.
+    pub fn room(&self) -> String {
+        self.room.value().trim().to_owned()
+    }
+
+    /// Prefills the room field.
+    pub fn set_room(&self, room: &str) {
+        self.room.set_value(room);
+    }
+
+    /// Shows the connection status line.
+    pub fn set_status(&self, text: &str) {
+        self.status.set_text_content(Some(text));
+    }
+
+    /// Shows a notice (media problems, errors) until replaced; empty hides it.
+    pub fn set_notice(&self, text: &str) {
+        self.notice.set_text_content(Some(text));
+        let _ = self
+            .notice
+            .toggle_attribute_with_force("hidden", text.is_empty());
+    }
+
+    /// Enables Join or Leave according to whether a call is on.
+    pub fn set_in_call(&self, in_call: bool) {
+        let _ = self.join.toggle_attribute_with_force("disabled", in_call);
+        let _ = self.room.toggle_attribute_with_force("disabled", in_call);
+        let _ = self.leave.toggle_attribute_with_force("disabled", !in_call);
+    }
+
+    /// Reflects a microphone or camera toggle on its button.
+    pub fn set_media_on(&self, kind: MediaKind, on: bool) {
+        let (button, what) = match kind {
+            MediaKind::Audio => (&self.mic, "microphone"),
+            MediaKind::Video => (&self.cam, "camera"),
+        };
+        let _ = button.set_attribute("aria-pressed", if on { "false" } else { "true" });
+        let label = match (kind, on) {
+            (MediaKind::Audio, true) => "Mute",
+            (MediaKind::Audio, false) => "Unmute",
+            (MediaKind::Video, true) => "Camera off",
+            (MediaKind::Video, false) => "Camera on",
+        };
+        button.set_text_content(Some(label));
+        let _ = button.set_attribute("title", &format!("{label} ({what})"));
+    }
+
+    /// Disables the microphone and camera buttons (no local media).
+    pub fn disable_media_controls(&self) {
+        let _ = self.mic.toggle_attribute_with_force("disabled", true);
+        let _ = self.cam.toggle_attribute_with_force("disabled", true);
+    }
+
+    /// Shows the local preview (muted: people must not hear themselves).
+    pub fn show_local(&self, stream: &MediaStream) {
+        self.local_video.set_muted(true);
+        self.local_video.set_src_object(Some(stream));
+    }
+
+    /// Keeps the tile count on the grid, for the layout.
+    pub fn update_grid(&self) {
+        let n = self.grid.child_element_count();
+        let _ = self.grid.set_attribute("data-count", &n.to_string());
+    }
+
+    /// Records a timestamp (ms since the epoch) on the body, for tests and benchmarks.
+    pub fn stamp(&self, name: &str) {
+        if let Some(body) = self.document.body() {
+            let _ = body.set_attribute(name, &js_sys::Date::now().to_string());
+        }
+    }
+
+    /// Records a value on the body, for tests.
+    pub fn mark(&self, name: &str, value: &str) {
+        if let Some(body) = self.document.body() {
+            let _ = body.set_attribute(name, value);
+        }
+    }
+}
+
+/// Puts `room` in the page's URL (so it can be shared) without reloading.
+pub fn set_url_room(room: &str) -> Result<String, WebError> {
+    let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
+    let url =
+        web_sys::Url::new(&window.location().href().map_err(js("location"))?).map_err(js("URL"))?;
+    url.search_params().set("room", room);
+    let href = url.href();
+    let history = window.history().map_err(js("history"))?;
+    history
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&href))
+        .map_err(js("history.replaceState"))?;
+    Ok(href)
+}

@@ -1,0 +1,427 @@
+//! The web layer: executes the core's commands in the browser and feeds the outcomes back.
+//!
+//! Every callback (controls, sockets, peer connections, promises) sends an [`AppEvent`] into one
+//! channel, read by one `spawn_local` loop that owns all state ([`App`]): no shared mutable
+//! state, no re-entrancy. Layout: `dom.rs` (the page), `media.rs` (getUserMedia), `peer.rs`
+//! (RTCPeerConnection and tile), `signal.rs` (the relay socket), `listener.rs` (RAII event
+//! listeners), `error.rs` (JS exceptions as Rust errors).
+
+pub mod dom;
+pub mod error;
+pub mod listener;
+pub mod media;
+pub mod peer;
+pub mod signal;
+
+use crate::core::{Command, Core, Event, MediaKind, SdpKind};
+use dom::Ui;
+use error::{WebError, js};
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+use peer::Peer;
+use protocol::{ClientId, RoomId, UserId};
+use signal::SignalTx;
+use std::collections::BTreeMap;
+use wasm_bindgen::JsValue;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::prelude::wasm_bindgen;
+use web_sys::MediaStream;
+
+/// Default ICE servers when the page does not configure any.
+const DEFAULT_ICE: &str = "stun:stun.l.google.com:19302";
+
+/// Everything that happens to the app.
+pub enum AppEvent {
+    /// An event for the core.
+    Core(Event),
+    /// An event from signaling socket number `.0`.
+    Signal(u32, Event),
+    /// getUserMedia settled.
+    Media(Result<MediaStream, WebError>),
+    /// The Join button (or Enter in the room field).
+    JoinClicked,
+    /// The Leave (hang up) button.
+    LeaveClicked,
+    /// The copy-link button.
+    CopyLink,
+    /// A microphone or camera button.
+    Toggle(MediaKind),
+    /// Something failed; show it.
+    Error(WebError),
+}
+
+/// The sending side of the app's event channel.
+#[derive(Clone)]
+pub struct Events(mpsc::UnboundedSender<AppEvent>);
+
+impl Events {
+    /// Queues an event (dropped silently once the page's loop has ended).
+    pub fn send(&self, event: AppEvent) {
+        let _ = self.0.unbounded_send(event);
+    }
+}
+
+/// Settings read from the page's URL and `<meta>` tags.
+pub struct PageConfig {
+    /// Room to prefill (`?room=`).
+    pub room: Option<String>,
+    /// Signaling URL (`?signal=`, default `ws(s)://<host>/ws`).
+    pub signal_url: String,
+    /// ICE servers as the JS array RTCConfiguration takes (`?ice=url,url`, or
+    /// `<meta name="ice-servers" content="url,url">`; empty for none).
+    pub ice_servers: JsValue,
+    /// User name sent with `register` (`?name=`).
+    pub name: Option<String>,
+}
+
+impl PageConfig {
+    /// Reads the configuration of the current page.
+    pub fn from_page() -> Result<PageConfig, WebError> {
+        let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
+        let location = window.location();
+        let params =
+            web_sys::UrlSearchParams::new_with_str(&location.search().map_err(js("location"))?)
+                .map_err(js("URLSearchParams"))?;
+        let non_empty = |key: &str| params.get(key).filter(|v| !v.trim().is_empty());
+        let signal_url = match non_empty("signal") {
+            Some(url) => url,
+            None => {
+                let scheme = if location.protocol().map_err(js("location"))? == "https:" {
+                    "wss"
+                } else {
+                    "ws"
+                };
+                format!("{scheme}://{}/ws", location.host().map_err(js("location"))?)
+            }
+        };
+        let meta_ice = window
+            .document()
+            .and_then(|d| d.query_selector("meta[name=ice-servers]").ok().flatten())
+            .and_then(|m| m.get_attribute("content"));
+        let ice = params
+            .get("ice")
+            .or(meta_ice)
+            .unwrap_or_else(|| DEFAULT_ICE.to_owned());
+        Ok(PageConfig {
+            room: non_empty("room"),
+            signal_url,
+            ice_servers: ice_servers(&ice),
+            name: non_empty("name"),
+        })
+    }
+}
+
+/// `[{urls: "..."}, ...]` from a comma-separated list of URLs.
+pub fn ice_servers(list: &str) -> JsValue {
+    let servers = js_sys::Array::new();
+    for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let server = web_sys::RtcIceServer::new();
+        server.set_urls(&JsValue::from_str(url));
+        servers.push(&server);
+    }
+    servers.into()
+}
+
+/// Entry point: runs the app in the page.
+#[wasm_bindgen(start)]
+pub fn start() {
+    wasm_bindgen_futures::spawn_local(async {
+        if let Err(e) = run().await {
+            show_fatal(&e);
+        }
+    });
+}
+
+/// Shows an error that stops the app in the status line (or the console without one).
+fn show_fatal(e: &WebError) {
+    let text = format!("The app could not start: {e}");
+    let shown = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("status"))
+        .map(|el| el.set_text_content(Some(&text)));
+    if shown.is_none() {
+        web_sys::console::error_1(&JsValue::from_str(&text));
+    }
+}
+
+async fn run() -> Result<(), WebError> {
+    let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
+    let document = window
+        .document()
+        .ok_or_else(|| WebError::new("document", "none"))?;
+    let config = PageConfig::from_page()?;
+    let (tx, mut rx) = mpsc::unbounded();
+    let events = Events(tx);
+    let ui = Ui::new(&document, &events)?;
+    if let Some(room) = &config.room {
+        ui.set_room(room);
+    }
+    ui.set_in_call(false);
+    ui.set_status("not connected");
+    ui.set_notice("");
+
+    // Ask for media at once, so the preview shows and Join does not wait for it.
+    let media_events = events.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        media_events.send(AppEvent::Media(media::acquire().await));
+    });
+
+    let user_name = config.name.as_deref().and_then(|n| UserId::new(n).ok());
+    let mut app = App {
+        core: Core::new(user_name),
+        ui,
+        peers: BTreeMap::new(),
+        local: None,
+        media_settled: false,
+        join_waiting: None,
+        signal: None,
+        generation: 0,
+        reconnect: None,
+        events,
+        config,
+    };
+    app.ui.mark("data-ready", "true");
+    while let Some(event) = rx.next().await {
+        app.on_event(event);
+    }
+    Ok(())
+}
+
+/// All state of the running page; owned by the event loop.
+struct App {
+    core: Core,
+    ui: Ui,
+    peers: BTreeMap<ClientId, Peer>,
+    local: Option<MediaStream>,
+    media_settled: bool,
+    /// A Join clicked before media settled, performed once it has.
+    join_waiting: Option<RoomId>,
+    signal: Option<SignalTx>,
+    generation: u32,
+    /// The pending reconnect timer's callback (kept alive until it fires or is replaced).
+    reconnect: Option<Closure<dyn FnMut()>>,
+    events: Events,
+    config: PageConfig,
+}
+
+impl App {
+    fn on_event(&mut self, event: AppEvent) {
+        match event {
+            AppEvent::Core(event) => self.drive(event),
+            AppEvent::Signal(generation, event) => {
+                if generation == self.generation {
+                    if event == Event::SignalClosed {
+                        self.signal = None;
+                    }
+                    self.drive(event);
+                }
+            }
+            AppEvent::Media(result) => {
+                self.media_settled = true;
+                match result {
+                    Ok(stream) => {
+                        self.ui.show_local(&stream);
+                        self.local = Some(stream);
+                        self.ui.mark("data-media", "ok");
+                    }
+                    Err(e) => {
+                        self.ui.set_notice(&media::explain(&e));
+                        self.ui.disable_media_controls();
+                        self.ui.mark("data-media", "none");
+                    }
+                }
+                if let Some(room) = self.join_waiting.take() {
+                    self.drive(Event::Join(room));
+                }
+            }
+            AppEvent::JoinClicked => {
+                let room = self.ui.room();
+                match RoomId::new(room.as_str()) {
+                    Ok(room_id) => {
+                        self.ui.stamp("data-join-at");
+                        if let Err(e) = dom::set_url_room(&room) {
+                            self.show(&e);
+                        }
+                        self.ui.set_in_call(true);
+                        if self.media_settled {
+                            self.drive(Event::Join(room_id));
+                        } else {
+                            self.ui.set_status("waiting for camera and microphone…");
+                            self.join_waiting = Some(room_id);
+                        }
+                    }
+                    Err(e) => self.ui.set_notice(&format!("Room name {e}.")),
+                }
+            }
+            AppEvent::LeaveClicked => {
+                self.join_waiting = None;
+                self.ui.set_in_call(false);
+                self.drive(Event::Leave);
+            }
+            AppEvent::CopyLink => self.copy_link(),
+            AppEvent::Toggle(kind) => self.drive(Event::Toggle(kind)),
+            AppEvent::Error(e) => self.show(&e),
+        }
+    }
+
+    fn show(&self, e: &WebError) {
+        self.ui.set_notice(&e.to_string());
+    }
+
+    /// Runs one core event and executes the commands it returns.
+    fn drive(&mut self, event: Event) {
+        for command in self.core.handle(event) {
+            if let Err(e) = self.execute(command) {
+                self.show(&e);
+            }
+        }
+    }
+
+    fn execute(&mut self, command: Command) -> Result<(), WebError> {
+        match command {
+            Command::Connect => {
+                self.generation += 1;
+                // Replacing the old socket (if any) closes it; its late events are ignored.
+                match signal::open(&self.config.signal_url, self.generation, &self.events) {
+                    Ok(tx) => self.signal = Some(tx),
+                    Err(e) => {
+                        self.show(&e);
+                        let generation = self.generation;
+                        self.events
+                            .send(AppEvent::Signal(generation, Event::SignalClosed));
+                    }
+                }
+            }
+            Command::ScheduleReconnect(ms) => {
+                let events = self.events.clone();
+                let callback = Closure::<dyn FnMut()>::new(move || {
+                    events.send(AppEvent::Core(Event::ReconnectDue));
+                });
+                let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
+                window
+                    .set_timeout_with_callback_and_timeout_and_arguments_0(
+                        wasm_bindgen::JsCast::unchecked_ref(callback.as_ref()),
+                        i32::try_from(ms).unwrap_or(i32::MAX),
+                    )
+                    .map_err(js("setTimeout"))?;
+                self.reconnect = Some(callback);
+            }
+            Command::Send(msg) => {
+                if let Some(signal) = &self.signal {
+                    signal.send(&msg);
+                }
+            }
+            Command::CreatePeer { id, label, offerer } => {
+                let peer = Peer::new(
+                    &id,
+                    &label,
+                    offerer,
+                    self.local.as_ref(),
+                    &self.config.ice_servers,
+                    &self.ui.grid,
+                    &self.events,
+                )?;
+                self.peers.insert(id, peer);
+                self.ui.update_grid();
+            }
+            Command::ClosePeer(id) => {
+                self.peers.remove(&id);
+                self.ui.update_grid();
+            }
+            Command::CreateOffer(id) => self.local_description(id, SdpKind::Offer),
+            Command::CreateAnswer(id) => self.local_description(id, SdpKind::Answer),
+            Command::SetRemoteDescription(id, kind, payload) => {
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return Ok(());
+                };
+                let sdp = peer::description_sdp(&payload).ok_or_else(|| {
+                    WebError::new("setRemoteDescription", "no SDP in the message")
+                })?;
+                let pc = peer.pc().clone();
+                let events = self.events.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let event = match peer::set_remote_description(&pc, kind, &sdp).await {
+                        Ok(()) => Event::RemoteDescriptionSet(id, kind),
+                        Err(e) => Event::NegotiationFailed(id, e.to_string()),
+                    };
+                    events.send(AppEvent::Core(event));
+                });
+            }
+            Command::AddCandidate(id, payload) => {
+                let Some(peer) = self.peers.get(&id) else {
+                    return Ok(());
+                };
+                let pc = peer.pc().clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    // A candidate can fail to apply after an ignored glare offer or for a
+                    // transport that is gone; perfect negotiation expects and ignores that.
+                    if let Err(e) = peer::add_candidate(&pc, &payload).await {
+                        web_sys::console::debug_1(&JsValue::from_str(&e.to_string()));
+                    }
+                });
+            }
+            Command::SetTrackEnabled(kind, on) => {
+                if let Some(stream) = &self.local {
+                    for track in media::tracks(stream) {
+                        let matches = match kind {
+                            MediaKind::Audio => track.kind() == "audio",
+                            MediaKind::Video => track.kind() == "video",
+                        };
+                        if matches {
+                            track.set_enabled(on);
+                        }
+                    }
+                }
+                self.ui.set_media_on(kind, on);
+            }
+            Command::Status(text) => {
+                self.ui.set_status(&text);
+                if let Some(me) = self.core.me() {
+                    self.ui.mark("data-client-id", me.as_str());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates an offer or answer for `id` and reports it to the core.
+    fn local_description(&mut self, id: ClientId, kind: SdpKind) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if kind == SdpKind::Answer {
+            // The answerer's tracks go on the offered transceivers, now that the offer is set.
+            if let Err(e) = peer.attach_tracks(self.local.as_ref()) {
+                self.ui.set_notice(&e.to_string());
+            }
+        }
+        let pc = peer.pc().clone();
+        let events = self.events.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let event = match peer::make_local_description(&pc, kind).await {
+                Ok(sdp) => Event::LocalDescription(id, kind, peer::description_payload(kind, &sdp)),
+                Err(e) => Event::NegotiationFailed(id, e.to_string()),
+            };
+            events.send(AppEvent::Core(event));
+        });
+    }
+
+    fn copy_link(&self) {
+        let room = self.ui.room();
+        let href = match dom::set_url_room(&room) {
+            Ok(href) => href,
+            Err(e) => return self.show(&e),
+        };
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let promise = window.navigator().clipboard().write_text(&href);
+        let events = self.events.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = error::await_promise("clipboard.writeText", promise).await {
+                events.send(AppEvent::Error(e));
+            }
+        });
+        self.ui.set_notice(&format!("Link to share: {href}"));
+    }
+}

@@ -1,0 +1,316 @@
+//! One remote peer in the browser: its RTCPeerConnection, its tile in the grid, and the event
+//! listeners that feed the core. Dropping a [`Peer`] removes its listeners, closes the
+//! connection and removes the tile, so teardown is one `remove` from the peers map.
+
+use super::error::{WebError, await_promise, js};
+use super::listener::Listener;
+use super::{AppEvent, Events};
+use crate::core::{Event, SdpKind};
+use js_sys::Reflect;
+use protocol::{ClientId, Payload};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{
+    Document, Element, HtmlVideoElement, MediaStream, RtcConfiguration, RtcIceCandidateInit,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType, RtcSessionDescriptionInit,
+    RtcTrackEvent,
+};
+
+/// A remote peer; see the module doc.
+pub struct Peer {
+    pc: RtcPeerConnection,
+    tile: Element,
+    tracks_attached: bool,
+    _listeners: Vec<Listener>,
+}
+
+impl Peer {
+    /// Creates the connection and the tile (appended to `grid`). An offerer attaches the local
+    /// tracks at once, which makes the browser ask for negotiation.
+    pub fn new(
+        id: &ClientId,
+        label: &str,
+        offerer: bool,
+        local: Option<&MediaStream>,
+        ice_servers: &JsValue,
+        grid: &Element,
+        events: &Events,
+    ) -> Result<Peer, WebError> {
+        let config = RtcConfiguration::new();
+        config.set_ice_servers(ice_servers);
+        let pc = RtcPeerConnection::new_with_configuration(&config)
+            .map_err(js("new RTCPeerConnection"))?;
+        let document = grid
+            .owner_document()
+            .ok_or_else(|| WebError::new("document", "none"))?;
+        let (tile, video) = make_tile(&document, id, label)?;
+
+        let mut listeners = Vec::new();
+        let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
+        {
+            let (id, events) = (id.clone(), events.clone());
+            listeners.push(on(
+                "icecandidate",
+                Box::new(move |ev| {
+                    let ev: RtcPeerConnectionIceEvent = ev.unchecked_into();
+                    let candidate = ev.candidate().and_then(|c| candidate_payload(&c.to_json()));
+                    events.send(AppEvent::Core(Event::LocalCandidate(id.clone(), candidate)));
+                }),
+            ));
+        }
+        {
+            let (id, events) = (id.clone(), events.clone());
+            listeners.push(on(
+                "negotiationneeded",
+                Box::new(move |_| {
+                    events.send(AppEvent::Core(Event::NegotiationNeeded(id.clone())));
+                }),
+            ));
+        }
+        {
+            let (id, events, pc2) = (id.clone(), events.clone(), pc.clone());
+            listeners.push(on(
+                "connectionstatechange",
+                Box::new(move |_| {
+                    if pc2.connection_state() == RtcPeerConnectionState::Failed {
+                        events.send(AppEvent::Core(Event::PeerFailed(id.clone())));
+                    }
+                }),
+            ));
+        }
+        {
+            let (video, events) = (video.clone(), events.clone());
+            listeners.push(on(
+                "track",
+                Box::new(move |ev| {
+                    let ev: RtcTrackEvent = ev.unchecked_into();
+                    let stream = match ev.streams().get(0).dyn_into::<MediaStream>() {
+                        Ok(stream) => stream,
+                        Err(_) => match video.src_object() {
+                            Some(stream) => stream,
+                            None => match MediaStream::new() {
+                                Ok(stream) => stream,
+                                Err(e) => {
+                                    events
+                                        .send(AppEvent::Error(WebError::from_js("MediaStream", e)));
+                                    return;
+                                }
+                            },
+                        },
+                    };
+                    if !stream.get_tracks().includes(&ev.track(), 0) {
+                        stream.add_track(&ev.track());
+                    }
+                    if video.src_object().as_ref() != Some(&stream) {
+                        video.set_src_object(Some(&stream));
+                    }
+                    play(&video, &events);
+                }),
+            ));
+        }
+        // The first decoded frame gives the video its size: mark the tile as playing, with the
+        // time, for people (CSS) and for the end-to-end tests and the set-up benchmark.
+        for kind in ["loadeddata", "resize"] {
+            let (v, tile) = (video.clone(), tile.clone());
+            listeners.push(Listener::new(video.as_ref(), kind, move |_| {
+                if v.video_width() > 0 && !tile.has_attribute("data-playing") {
+                    let _ = tile.set_attribute("data-playing", "true");
+                    let _ =
+                        tile.set_attribute("data-first-frame-at", &js_sys::Date::now().to_string());
+                }
+            }));
+        }
+
+        grid.append_child(&tile).map_err(js("appendChild"))?;
+        let mut peer = Peer {
+            pc,
+            tile,
+            tracks_attached: false,
+            _listeners: listeners,
+        };
+        if offerer {
+            peer.attach_tracks(local)?;
+        }
+        Ok(peer)
+    }
+
+    /// The connection, for the asynchronous negotiation steps.
+    pub fn pc(&self) -> &RtcPeerConnection {
+        &self.pc
+    }
+
+    /// Sends the local tracks on this connection (once). Without local media, asks to receive
+    /// audio and video anyway, so a receive-only offer still carries both.
+    pub fn attach_tracks(&mut self, local: Option<&MediaStream>) -> Result<(), WebError> {
+        if std::mem::replace(&mut self.tracks_attached, true) {
+            return Ok(());
+        }
+        match local {
+            Some(stream) => {
+                for track in super::media::tracks(stream) {
+                    self.pc.add_track_0(&track, stream);
+                }
+            }
+            None => {
+                let init = RtcRtpTransceiverInit::new();
+                init.set_direction(RtcRtpTransceiverDirection::Recvonly);
+                for kind in ["audio", "video"] {
+                    self.pc.add_transceiver_with_str_and_init(kind, &init);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the local tracks are attached.
+    pub fn tracks_attached(&self) -> bool {
+        self.tracks_attached
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Listeners go with `_listeners`; close the connection and take the tile away.
+        self.pc.close();
+        self.tile.remove();
+    }
+}
+
+fn make_tile(
+    document: &Document,
+    id: &ClientId,
+    label: &str,
+) -> Result<(Element, HtmlVideoElement), WebError> {
+    let tile = document
+        .create_element("div")
+        .map_err(js("createElement"))?;
+    tile.set_class_name("tile remote");
+    tile.set_attribute("data-peer", id.as_str())
+        .map_err(js("setAttribute"))?;
+    let video: HtmlVideoElement = document
+        .create_element("video")
+        .map_err(js("createElement"))?
+        .unchecked_into();
+    video.set_autoplay(true);
+    video
+        .set_attribute("playsinline", "")
+        .map_err(js("setAttribute"))?;
+    let name = document
+        .create_element("div")
+        .map_err(js("createElement"))?;
+    name.set_class_name("label");
+    name.set_text_content(Some(label));
+    tile.append_child(&video).map_err(js("appendChild"))?;
+    tile.append_child(&name).map_err(js("appendChild"))?;
+    Ok((tile, video))
+}
+
+/// Starts playback; a refusal (autoplay policy) is shown in the page.
+fn play(video: &HtmlVideoElement, events: &Events) {
+    let Ok(promise) = video.play() else { return };
+    let events = events.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = await_promise("video.play", promise).await {
+            // Chrome rejects a play() superseded by a newer one (AbortError): not a problem.
+            if e.name.as_deref() != Some("AbortError") {
+                events.send(AppEvent::Error(e));
+            }
+        }
+    });
+}
+
+/// The JSON text of a JS value (an RTCIceCandidate's `toJSON()`), as a payload.
+fn candidate_payload(value: &JsValue) -> Option<Payload> {
+    let text = js_sys::JSON::stringify(value).ok()?.as_string()?;
+    Payload::from_json(text).ok()
+}
+
+/// The payload sent for a local description: `{"type": "offer"|"answer", "sdp": "..."}`, the
+/// shape of `RTCSessionDescriptionInit` that reference clients send too.
+pub fn description_payload(kind: SdpKind, sdp: &str) -> Payload {
+    let kind = match kind {
+        SdpKind::Offer => "offer",
+        SdpKind::Answer => "answer",
+    };
+    Payload::from_value(&serde_json::json!({ "type": kind, "sdp": sdp }))
+        .expect("a JSON object serializes")
+}
+
+/// The SDP text in a received description payload: an object with `sdp`, or a bare string.
+pub fn description_sdp(payload: &Payload) -> Option<String> {
+    match payload.parse::<serde_json::Value>().ok()? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Object(o) => o.get("sdp")?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// Creates an offer or answer and sets it as the local description; returns its SDP.
+pub async fn make_local_description(
+    pc: &RtcPeerConnection,
+    kind: SdpKind,
+) -> Result<String, WebError> {
+    let (api, promise) = match kind {
+        SdpKind::Offer => ("createOffer", pc.create_offer()),
+        SdpKind::Answer => ("createAnswer", pc.create_answer()),
+    };
+    let desc = await_promise(api, promise).await?;
+    let sdp = Reflect::get(&desc, &JsValue::from_str("sdp"))
+        .ok()
+        .and_then(|v| v.as_string())
+        .ok_or_else(|| WebError::new(api, "no sdp in the description"))?;
+    let init = RtcSessionDescriptionInit::new(sdp_type(kind));
+    init.set_sdp(&sdp);
+    await_promise("setLocalDescription", pc.set_local_description(&init)).await?;
+    Ok(sdp)
+}
+
+/// Applies a remote description.
+pub async fn set_remote_description(
+    pc: &RtcPeerConnection,
+    kind: SdpKind,
+    sdp: &str,
+) -> Result<(), WebError> {
+    let init = RtcSessionDescriptionInit::new(sdp_type(kind));
+    init.set_sdp(sdp);
+    await_promise("setRemoteDescription", pc.set_remote_description(&init)).await?;
+    Ok(())
+}
+
+/// Adds a remote candidate (`null`: end of candidates).
+pub async fn add_candidate(pc: &RtcPeerConnection, payload: &Payload) -> Result<(), WebError> {
+    let value: serde_json::Value = payload
+        .parse()
+        .map_err(|e| WebError::new("addIceCandidate", e.to_string()))?;
+    let init = match &value {
+        serde_json::Value::Null => None,
+        serde_json::Value::Object(o) => {
+            let text = o.get("candidate").and_then(|c| c.as_str()).unwrap_or("");
+            let init = RtcIceCandidateInit::new(text);
+            init.set_sdp_mid(o.get("sdpMid").and_then(|m| m.as_str()));
+            init.set_sdp_m_line_index(
+                o.get("sdpMLineIndex")
+                    .and_then(|i| i.as_u64())
+                    .and_then(|i| u16::try_from(i).ok()),
+            );
+            Some(init)
+        }
+        serde_json::Value::String(s) => Some(RtcIceCandidateInit::new(s)),
+        _ => {
+            return Err(WebError::new(
+                "addIceCandidate",
+                "candidate is not an object",
+            ));
+        }
+    };
+    let promise = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(init.as_ref());
+    await_promise("addIceCandidate", promise).await?;
+    Ok(())
+}
+
+fn sdp_type(kind: SdpKind) -> RtcSdpType {
+    match kind {
+        SdpKind::Offer => RtcSdpType::Offer,
+        SdpKind::Answer => RtcSdpType::Answer,
+    }
+}

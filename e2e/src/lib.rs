@@ -1,0 +1,288 @@
+//! Harness for driving the real browser app: starts the relay in-process on `127.0.0.1:0`
+//! serving the built app (`dist/`, from `trunk build --release`) and its WebSocket on one port,
+//! starts chromedriver on a free loopback port, and opens headless Chromium pages with a fake
+//! camera and microphone. Used by the end-to-end tests and by the `call-bench` benchmark.
+//!
+//! Pages are observed through the DOM the app maintains: `body[data-ready]`,
+//! `body[data-client-id]`, `body[data-join-at]`, and one `#grid .tile[data-peer]` per remote
+//! peer, with `data-playing` and `data-first-frame-at` once its video shows a frame.
+
+use anyhow::{Context, Result, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use server::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// Chromium flags: headless as root in a sandbox-less container, no network chatter, and fake
+/// media devices with permission granted.
+pub const CHROME_ARGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
+    "--window-size=1280,800",
+];
+
+/// The workspace's `dist/` (the built app).
+pub fn dist_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")
+}
+
+/// Where artefacts (screenshots, figures) are written: the workspace's `artifacts/`.
+pub fn artifacts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts")
+}
+
+/// A relay serving the app, plus a chromedriver.
+pub struct Harness {
+    /// The relay's address.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    relay: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    chromedriver: Child,
+    webdriver_url: String,
+}
+
+impl Harness {
+    /// Starts the relay with `config` (its `static_dir` set to `dist/`) and chromedriver.
+    pub async fn start(mut config: Config) -> Result<Harness> {
+        let dist = dist_dir();
+        if !dist.join("index.html").exists() {
+            bail!(
+                "{} has no index.html: build the app first (trunk build --release)",
+                dist.display()
+            );
+        }
+        config.static_dir = Some(dist);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let relay = tokio::spawn(server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+
+        let port = free_port()?;
+        let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let chromedriver = Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {driver} (install chromium-driver)"))?;
+        let harness = Harness {
+            addr,
+            stop: Some(stop),
+            relay: Some(relay),
+            chromedriver,
+            webdriver_url: format!("http://127.0.0.1:{port}"),
+        };
+        // chromedriver is ready when its port accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("chromedriver did not listen on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(harness)
+    }
+
+    /// The app's URL with `query` (e.g. `room=r&ice=`).
+    pub fn url(&self, query: &str) -> String {
+        format!("http://{}/?{query}", self.addr)
+    }
+
+    /// Opens a new browser on the app with `query` and waits until the app is running.
+    pub async fn page(&self, query: &str) -> Result<Page> {
+        let mut caps = serde_json::Map::new();
+        let binary = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "args": CHROME_ARGS, "binary": binary }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.webdriver_url)
+            .await
+            .context("cannot open a browser session")?;
+        client.goto(&self.url(query)).await?;
+        let page = Page { client };
+        page.wait_for("the app to start", Duration::from_secs(20), |p| {
+            Box::pin(async move { Ok(p.body_attr("data-ready").await?.is_some()) })
+        })
+        .await?;
+        Ok(page)
+    }
+
+    /// Stops the relay and chromedriver.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(relay) = self.relay.take() {
+            tokio::time::timeout(Duration::from_secs(10), relay).await???;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.chromedriver.kill();
+        let _ = self.chromedriver.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// One remote tile as a page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// The remote client id.
+    pub peer: String,
+    /// The video's width: above zero once a frame was decoded.
+    pub video_width: u64,
+    /// When the first frame showed (ms since the epoch).
+    pub first_frame_at: Option<f64>,
+}
+
+/// One browser page running the app.
+pub struct Page {
+    /// The WebDriver session.
+    pub client: Client,
+}
+
+type Check<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + 'a>>;
+
+impl Page {
+    /// An attribute of `<body>`.
+    pub async fn body_attr(&self, name: &str) -> Result<Option<String>> {
+        let body = self.client.find(Locator::Css("body")).await?;
+        Ok(body.attr(name).await?)
+    }
+
+    /// This page's client id at the relay (once connected).
+    pub async fn client_id(&self) -> Result<Option<String>> {
+        self.body_attr("data-client-id").await
+    }
+
+    /// Clicks the button with id `id`.
+    pub async fn click(&self, id: &str) -> Result<()> {
+        self.client.find(Locator::Id(id)).await?.click().await?;
+        Ok(())
+    }
+
+    /// The remote tiles.
+    pub async fn tiles(&self) -> Result<Vec<Tile>> {
+        let v = self
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll('#grid .tile')).map(t => \
+                 [t.dataset.peer, t.querySelector('video').videoWidth, \
+                 t.dataset.firstFrameAt ? Number(t.dataset.firstFrameAt) : null]);",
+                vec![],
+            )
+            .await?;
+        let rows = v.as_array().cloned().unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(|r| Tile {
+                peer: r[0].as_str().unwrap_or_default().to_owned(),
+                video_width: r[1].as_u64().unwrap_or(0),
+                first_frame_at: r[2].as_f64(),
+            })
+            .collect())
+    }
+
+    /// The text of the status line.
+    pub async fn status(&self) -> Result<String> {
+        Ok(self
+            .client
+            .find(Locator::Id("status"))
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// Waits until `check` holds, polling the page, or fails after `timeout` naming `what`.
+    pub async fn wait_for<F>(&self, what: &str, timeout: Duration, check: F) -> Result<()>
+    where
+        F: for<'a> Fn(&'a Page) -> Check<'a>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if check(self).await? {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let status = self.status().await.unwrap_or_default();
+                let tiles = self.tiles().await.unwrap_or_default();
+                bail!("timed out waiting for {what} (status: {status:?}, tiles: {tiles:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until this page shows exactly the peers `ids`, each with video playing.
+    pub async fn wait_playing(&self, ids: &[String], timeout: Duration) -> Result<Vec<Tile>> {
+        let mut want: Vec<String> = ids.to_vec();
+        want.sort();
+        let what = format!("remote video from {want:?}");
+        self.wait_for(&what, timeout, move |p| {
+            let want = want.clone();
+            Box::pin(async move {
+                let tiles = p.tiles().await?;
+                let mut playing: Vec<String> = tiles
+                    .iter()
+                    .filter(|t| t.video_width > 0)
+                    .map(|t| t.peer.clone())
+                    .collect();
+                playing.sort();
+                Ok(tiles.len() == want.len() && playing == want)
+            })
+        })
+        .await?;
+        self.tiles().await
+    }
+
+    /// Saves a PNG screenshot of the page.
+    pub async fn screenshot(&self, path: &std::path::Path) -> Result<()> {
+        let png = self.client.screenshot().await?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+
+    /// Runs a script in the page and returns its result.
+    pub async fn eval(&self, script: &str) -> Result<Value> {
+        Ok(self.client.execute(script, vec![]).await?)
+    }
+
+    /// Ends the browser session.
+    pub async fn close(self) -> Result<()> {
+        self.client.close().await?;
+        Ok(())
+    }
+}

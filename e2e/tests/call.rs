@@ -1,0 +1,91 @@
+//! End-to-end: real calls between headless Chromium pages (fake camera and microphone) through
+//! the real relay with its default limits, serving the built app. Two pages, then three: every
+//! page must get every other page's video playing; then one page leaves and its tiles go away.
+
+use e2e::{Harness, Page, artifacts_dir};
+use server::Config;
+use std::time::Duration;
+
+/// How long a call may take to show video everywhere (generous: 2 shared cores, 3 browsers).
+const MEDIA_DEADLINE: Duration = Duration::from_secs(45);
+
+async fn ids(pages: &[&Page]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for p in pages {
+        ids.push(
+            p.client_id()
+                .await
+                .unwrap()
+                .expect("a client id once joined"),
+        );
+    }
+    ids
+}
+
+async fn join(page: &Page) {
+    page.click("join").await.unwrap();
+    page.wait_for("the client id", Duration::from_secs(20), |p| {
+        Box::pin(async move { Ok(p.client_id().await?.is_some()) })
+    })
+    .await
+    .unwrap();
+}
+
+/// Every page sees exactly the other pages, playing.
+async fn assert_full_mesh(pages: &[&Page]) {
+    let all = ids(pages).await;
+    for (i, page) in pages.iter().enumerate() {
+        let others: Vec<String> = all
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let tiles = page.wait_playing(&others, MEDIA_DEADLINE).await.unwrap();
+        assert!(
+            tiles.iter().all(|t| t.video_width > 0),
+            "page {i}: {tiles:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
+    // The relay's defaults, as a reference deployment would run it.
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let query = "room=e2e-call&ice=";
+
+    let a = harness.page(query).await.unwrap();
+    let b = harness.page(query).await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+
+    let c = harness.page(query).await.unwrap();
+    join(&c).await;
+    assert_full_mesh(&[&a, &b, &c]).await;
+    c.screenshot(&artifacts_dir().join("call-3way.png"))
+        .await
+        .unwrap();
+
+    // One page leaves: the others' tiles for it disappear, their call goes on.
+    let c_id = c.client_id().await.unwrap().unwrap();
+    c.click("leave").await.unwrap();
+    let ab = ids(&[&a, &b]).await;
+    a.wait_playing(&ab[1..], MEDIA_DEADLINE).await.unwrap();
+    b.wait_playing(&ab[..1], MEDIA_DEADLINE).await.unwrap();
+    for page in [&a, &b] {
+        assert!(page.tiles().await.unwrap().iter().all(|t| t.peer != c_id));
+    }
+    // And the leaver shows no remote tile.
+    c.wait_for("the leaver's grid to empty", MEDIA_DEADLINE, |p| {
+        Box::pin(async move { Ok(p.tiles().await?.is_empty()) })
+    })
+    .await
+    .unwrap();
+
+    for page in [a, b, c] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}
