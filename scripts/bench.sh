@@ -2,16 +2,18 @@
 # Benchmarks the relay: builds the server and the load generator (relay-bench) in release mode,
 # then runs each measurement against a freshly spawned server: relay throughput and latency
 # (50 pairs), memory per idle connection (10 000 connections), call set-ups per second.
-# Prints one JSON line per run and saves them to artifacts/bench.json.
+# Then the browser app: release bundle size (raw and gzipped) and call set-up time in headless
+# Chromium (median of 10). Prints one JSON line per run and saves them to artifacts/bench.json.
 #
 # Usage:
 #   scripts/bench.sh                      # all three runs with their default options
 #   scripts/bench.sh relay --pairs 10     # one run; the options go to `relay-bench relay`
 #   scripts/bench.sh setup --server-arg=--max-members --server-arg=4
+#   scripts/bench.sh app                  # browser app: bundle size and call set-up time
 # `relay-bench <mode> --help` lists every option. CARGO_TARGET_DIR is honoured.
-set -euo pipefail
-
-cd "$(dirname "$0")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$ROOT"
+ensure_rust
 cargo build --release -p server -p bench
 
 target_dir="${CARGO_TARGET_DIR:-target}"
@@ -27,11 +29,29 @@ run() {
     "$bench" "$mode" --spawn "$server" "$@" | tee -a "$out"
 }
 
+# The browser app: bundle sizes of dist/ and the call set-up benchmark.
+app() {
+    ensure_wasm_toolchain
+    ensure_chromium
+    build_app
+    local wasm js
+    wasm=$(ls dist/*_bg.wasm)
+    js=$(ls dist/*.js)
+    local wr wg jr jg
+    wr=$(stat -c %s "$wasm"); wg=$(gzip -9c "$wasm" | wc -c)
+    jr=$(stat -c %s "$js"); jg=$(gzip -9c "$js" | wc -c)
+    printf '{"mode":"bundle","wasm_bytes":%d,"wasm_gzip_bytes":%d,"js_bytes":%d,"js_gzip_bytes":%d,"total_gzip_bytes":%d}\n' \
+        "$wr" "$wg" "$jr" "$jg" $((wg + jg)) | tee -a "$out"
+    cargo build --release -p e2e --bin call-bench
+    "$target_dir/release/call-bench" 10 | tee -a "$out"
+}
+
 if (($# > 0)); then
-    run "$@"
+    if [ "$1" = app ]; then app; else run "$@"; fi
 else
     run relay --pairs 50
     run conns --count 10000
     run setup
+    app
 fi
 echo "saved to $out" >&2

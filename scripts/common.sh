@@ -29,3 +29,59 @@ ensure_rust() {
     fi
   done
 }
+
+# Versions the browser build needs; wasm-bindgen-cli must equal the wasm-bindgen crate
+# (client-wasm/Cargo.toml pins it with `=`), and Trunk.toml's [tools] names these too.
+WASM_BINDGEN_VERSION=0.2.130
+TRUNK_VERSION=0.21.14
+BINARYEN_VERSION=132.0.0
+export PATH="$ROOT/.tools/node_modules/.bin:$PATH"
+
+# Installs a crate's binaries at an exact version unless that version is on PATH already.
+cargo_install_pinned() { # crate version binary
+  local crate=$1 version=$2 bin=$3
+  if command -v "$bin" >/dev/null && "$bin" --version 2>/dev/null | grep -q "$version"; then
+    return 0
+  fi
+  log "installing $crate $version (a few minutes, once)"
+  # The crates.io mirror can lag behind a lock file; retry without --locked then.
+  cargo install "$crate" --version "=$version" --locked || cargo install "$crate" --version "=$version"
+}
+
+apt_install() { # package...
+  log "installing Debian packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" \
+    || { as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; }
+}
+
+# The browser app's toolchain: wasm32 target, wasm-bindgen-cli, Trunk, and wasm-opt (binaryen
+# from npm: Debian's wasm-opt 108 miscompiles reference-types modules).
+ensure_wasm_toolchain() {
+  ensure_rust
+  if ! rustup target list --installed | grep -q '^wasm32-unknown-unknown$'; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  cargo_install_pinned wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
+  cargo_install_pinned trunk "$TRUNK_VERSION" trunk
+  if ! wasm-opt --version 2>/dev/null | grep -q "version_${BINARYEN_VERSION%%.*}"; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing wasm-opt (binaryen $BINARYEN_VERSION from npm) into .tools/"
+    npm install --prefix "$ROOT/.tools" --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"
+  fi
+}
+
+# Headless Chromium and its WebDriver, for the browser tests.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt_install chromium chromium-driver
+  fi
+  export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
+  export CHROME_BIN="${CHROME_BIN:-$(command -v chromium)}"
+}
+
+# Builds the browser app into dist/ (release: size-optimized wasm).
+build_app() {
+  log "building the browser app (trunk build --release)"
+  (cd "$ROOT" && trunk build --release --offline)
+}

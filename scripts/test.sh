@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Sets up what is missing and runs every test: formatting, clippy (warnings are errors), and
-# the workspace's unit, property and integration tests (the relay's start the real server on
-# 127.0.0.1:0).
+# Sets up what is missing and runs every test:
+#   rustfmt, clippy (native and wasm32; warnings are errors);
+#   the workspace's unit, property and integration tests (the relay's start the real server on
+#   127.0.0.1:0; e2e/ makes real calls between headless Chromium pages through the relay);
+#   the browser app's wasm-bindgen tests in headless Chromium.
+# Artefacts (the 3-way call screenshot) land in artifacts/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
 ensure_rust
+ensure_wasm_toolchain
+ensure_chromium
 
 log "rustfmt"
 cargo fmt --all -- --check
 log "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-log "cargo test (protocol, relay, bench)"
+cargo clippy -p client-wasm --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
+build_app
+log "cargo test (protocol, relay, client core, bench, end-to-end calls)"
 cargo test --workspace --locked
-log "all tests passed"
+log "browser tests of the app (wasm-bindgen-test in headless Chromium)"
+cargo test -p client-wasm --target wasm32-unknown-unknown --locked
+log "all tests passed; artefacts in artifacts/: $(ls artifacts 2>/dev/null | tr '\n' ' ')"

@@ -98,3 +98,48 @@ async fn a_client_close_gets_the_close_reply() {
         "close reply, got {reply:?}"
     );
 }
+
+#[tokio::test]
+async fn the_built_app_is_served_and_nothing_outside_it() {
+    let dir = std::env::temp_dir().join(format!("relay-static-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("index.html"), "<!doctype html><title>app</title>").unwrap();
+    std::fs::write(dir.join("app_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.join("sub/x.js"), "export {}").unwrap();
+    let server = TestServer::start(Config {
+        static_dir: Some(dir.clone()),
+        ..config()
+    })
+    .await;
+
+    let index = http_get(&server, "/").await;
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(
+        index.contains("text/html") && index.ends_with("<title>app</title>"),
+        "{index}"
+    );
+    let wasm = http_get(&server, "/app_bg.wasm").await;
+    assert!(wasm.contains("content-type: application/wasm"), "{wasm}");
+    assert!(
+        http_get(&server, "/sub/x.js")
+            .await
+            .contains("text/javascript")
+    );
+    for bad in [
+        "/../Cargo.toml",
+        "/sub/../index.html",
+        "/%2e%2e/etc/passwd",
+        "/.hidden",
+        "/nope",
+    ] {
+        assert!(
+            http_get(&server, bad).await.starts_with("HTTP/1.1 404"),
+            "{bad}"
+        );
+    }
+    // The WebSocket and the health check still work on the same port.
+    assert!(http_get(&server, "/healthz").await.ends_with("ok\n"));
+    let mut c = server.client().await;
+    c.assert_usable().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
