@@ -51,8 +51,9 @@ pub fn artifacts_dir() -> PathBuf {
 pub struct Harness {
     /// The relay's address.
     pub addr: SocketAddr,
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
-    relay: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    relay: Option<RelayTask>,
     chromedriver: Child,
     webdriver_url: String,
 }
@@ -70,10 +71,7 @@ impl Harness {
         config.static_dir = Some(dist);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let relay = tokio::spawn(server::run(listener, config, async {
-            let _ = stopped.await;
-        }));
+        let (stop, relay) = spawn_relay(listener, config.clone());
 
         let port = free_port()?;
         let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
@@ -85,6 +83,7 @@ impl Harness {
             .with_context(|| format!("cannot start {driver} (install chromium-driver)"))?;
         let harness = Harness {
             addr,
+            config,
             stop: Some(stop),
             relay: Some(relay),
             chromedriver,
@@ -131,8 +130,8 @@ impl Harness {
         Ok(page)
     }
 
-    /// Stops the relay and chromedriver.
-    pub async fn stop(mut self) -> Result<()> {
+    /// Shuts the relay down (every client gets a Close frame) and waits until it has stopped.
+    pub async fn stop_relay(&mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -141,6 +140,33 @@ impl Harness {
         }
         Ok(())
     }
+
+    /// Starts a new relay on the same address (after [`Harness::stop_relay`]).
+    pub async fn restart_relay(&mut self) -> Result<()> {
+        let listener = server::bind(self.addr).context("rebinding the relay's port")?;
+        let (stop, relay) = spawn_relay(listener, self.config.clone());
+        self.stop = Some(stop);
+        self.relay = Some(relay);
+        Ok(())
+    }
+
+    /// Stops the relay and chromedriver.
+    pub async fn stop(mut self) -> Result<()> {
+        self.stop_relay().await
+    }
+}
+
+type RelayTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+fn spawn_relay(
+    listener: tokio::net::TcpListener,
+    config: Config,
+) -> (oneshot::Sender<()>, RelayTask) {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let relay = tokio::spawn(server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    (stop, relay)
 }
 
 impl Drop for Harness {

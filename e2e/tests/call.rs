@@ -89,3 +89,51 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
     }
     harness.stop().await.unwrap();
 }
+
+/// The relay goes away during a call and comes back: both pages say they are reconnecting,
+/// reconnect with backoff, rejoin the room under new client ids, and get each other's video
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_reconnect_and_rejoin_when_the_relay_returns() {
+    let mut harness = Harness::start(Config::default()).await.unwrap();
+    let query = "room=e2e-reconnect&ice=";
+    let a = harness.page(query).await.unwrap();
+    let b = harness.page(query).await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let before = ids(&[&a, &b]).await;
+
+    harness.stop_relay().await.unwrap();
+    for page in [&a, &b] {
+        page.wait_for("the page to say it is reconnecting", MEDIA_DEADLINE, |p| {
+            Box::pin(async move { Ok(p.status().await?.contains("reconnecting")) })
+        })
+        .await
+        .unwrap();
+    }
+    harness.restart_relay().await.unwrap();
+    for page in [&a, &b] {
+        page.wait_for("a new session in the room", MEDIA_DEADLINE, |p| {
+            Box::pin(async move { Ok(p.status().await?.starts_with("in room e2e-reconnect")) })
+        })
+        .await
+        .unwrap();
+    }
+    // Wait for both new ids, then for video between the new sessions.
+    let mut after = ids(&[&a, &b]).await;
+    let deadline = tokio::time::Instant::now() + MEDIA_DEADLINE;
+    while after.iter().zip(&before).any(|(n, o)| n == o) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new client ids: {after:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = ids(&[&a, &b]).await;
+    }
+    assert_full_mesh(&[&a, &b]).await;
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}
