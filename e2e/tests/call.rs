@@ -137,3 +137,53 @@ async fn pages_reconnect_and_rejoin_when_the_relay_returns() {
     }
     harness.stop().await.unwrap();
 }
+
+/// A page without camera and microphone joins receive-only: it plays the others' video, and
+/// the others show its tile, with no extra negotiation breaking the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_only_page_sees_the_others() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-viewer&ice=").await.unwrap();
+    let viewer = harness
+        .page("room=e2e-viewer&ice=&media=none")
+        .await
+        .unwrap();
+    let b = harness.page("room=e2e-viewer&ice=").await.unwrap();
+    for page in [&a, &viewer, &b] {
+        join(page).await;
+    }
+    let [a_id, v_id, b_id] = <[String; 3]>::try_from(ids(&[&a, &viewer, &b]).await).unwrap();
+    viewer
+        .wait_playing(&[a_id.clone(), b_id.clone()], MEDIA_DEADLINE)
+        .await
+        .unwrap();
+    for (page, other) in [(&a, &b_id), (&b, &a_id)] {
+        page.wait_for(
+            "a tile for the viewer and video from the other sender",
+            MEDIA_DEADLINE,
+            |p| {
+                let (v_id, other) = (v_id.clone(), other.clone());
+                Box::pin(async move {
+                    let tiles = p.tiles().await?;
+                    Ok(tiles.len() == 2
+                        && tiles.iter().any(|t| t.peer == v_id)
+                        && tiles.iter().any(|t| t.peer == other && t.video_width > 0))
+                })
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let notice = viewer
+        .eval("return document.getElementById('notice').textContent")
+        .await
+        .unwrap();
+    assert!(
+        notice.as_str().unwrap().contains("Receive-only"),
+        "{notice}"
+    );
+    for page in [a, viewer, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}

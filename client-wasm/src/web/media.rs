@@ -39,6 +39,9 @@ async fn get_user_media(audio: bool, video: bool) -> Result<MediaStream, WebErro
 
 /// What to tell people when media could not be had.
 pub fn explain(e: &WebError) -> String {
+    if e.message.contains("media=none") {
+        return "Receive-only: camera and microphone not requested (media=none).".to_owned();
+    }
     let why = match e.name.as_deref() {
         Some("NotAllowedError") | Some("SecurityError") => {
             "camera and microphone access was denied"

@@ -61,6 +61,13 @@ impl Events {
     }
 }
 
+/// A new event channel: the [`Events`] handle callbacks send into, and the receiver a loop
+/// reads (the page's loop, or a browser test standing in for it).
+pub fn channel() -> (Events, mpsc::UnboundedReceiver<AppEvent>) {
+    let (tx, rx) = mpsc::unbounded();
+    (Events(tx), rx)
+}
+
 /// Settings read from the page's URL and `<meta>` tags.
 pub struct PageConfig {
     /// Room to prefill (`?room=`).
@@ -72,6 +79,8 @@ pub struct PageConfig {
     pub ice_servers: JsValue,
     /// User name sent with `register` (`?name=`).
     pub name: Option<String>,
+    /// Whether to ask for camera and microphone (`?media=none` joins receive-only).
+    pub media: bool,
 }
 
 impl PageConfig {
@@ -107,6 +116,7 @@ impl PageConfig {
             signal_url,
             ice_servers: ice_servers(&ice),
             name: non_empty("name"),
+            media: params.get("media").as_deref() != Some("none"),
         })
     }
 }
@@ -150,8 +160,7 @@ async fn run() -> Result<(), WebError> {
         .document()
         .ok_or_else(|| WebError::new("document", "none"))?;
     let config = PageConfig::from_page()?;
-    let (tx, mut rx) = mpsc::unbounded();
-    let events = Events(tx);
+    let (events, mut rx) = channel();
     let ui = Ui::new(&document, &events)?;
     if let Some(room) = &config.room {
         ui.set_room(room);
@@ -162,8 +171,14 @@ async fn run() -> Result<(), WebError> {
 
     // Ask for media at once, so the preview shows and Join does not wait for it.
     let media_events = events.clone();
+    let want_media = config.media;
     wasm_bindgen_futures::spawn_local(async move {
-        media_events.send(AppEvent::Media(media::acquire().await));
+        let media = if want_media {
+            media::acquire().await
+        } else {
+            Err(WebError::new("getUserMedia", "not requested (media=none)"))
+        };
+        media_events.send(AppEvent::Media(media));
     });
 
     let user_name = config.name.as_deref().and_then(|n| UserId::new(n).ok());

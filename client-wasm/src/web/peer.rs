@@ -151,6 +151,9 @@ impl Peer {
                     self.pc.add_track_0(&track, stream);
                 }
             }
+            // An answerer already has the offer's transceivers, which receive: adding more
+            // would only trigger a needless renegotiation.
+            None if self.pc.get_transceivers().length() > 0 => {}
             None => {
                 let init = RtcRtpTransceiverInit::new();
                 init.set_direction(RtcRtpTransceiverDirection::Recvonly);
