@@ -61,6 +61,34 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
     join(&b).await;
     assert_full_mesh(&[&a, &b]).await;
 
+    // Mute and camera-off act on the local tracks (track.enabled) and show on the buttons.
+    let track_state = "const s = document.getElementById('local-video').srcObject; \
+        return [s.getAudioTracks()[0].enabled, s.getVideoTracks()[0].enabled, \
+        document.getElementById('mic').getAttribute('aria-pressed'), \
+        document.getElementById('cam').getAttribute('aria-pressed')];";
+    let expect = |want: serde_json::Value| {
+        let a = &a;
+        async move {
+            a.wait_for(
+                &format!("local tracks and buttons {want}"),
+                MEDIA_DEADLINE,
+                |p| {
+                    let want = want.clone();
+                    Box::pin(async move { Ok(p.eval(track_state).await? == want) })
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    expect(serde_json::json!([true, true, "false", "false"])).await;
+    a.click("mic").await.unwrap();
+    a.click("cam").await.unwrap();
+    expect(serde_json::json!([false, false, "true", "true"])).await;
+    a.click("mic").await.unwrap();
+    a.click("cam").await.unwrap();
+    expect(serde_json::json!([true, true, "false", "false"])).await;
+
     let c = harness.page(query).await.unwrap();
     join(&c).await;
     assert_full_mesh(&[&a, &b, &c]).await;
