@@ -347,7 +347,7 @@ impl Core {
 
     fn on_signal(&mut self, msg: ServerMessage, out: &mut Vec<Command>) {
         match msg {
-            ServerMessage::Welcome { client_id } => {
+            ServerMessage::Welcome { client_id, .. } => {
                 self.me = Some(client_id);
                 // A new session: peers of the old one can't be reached any more.
                 self.close_all(out);

@@ -24,7 +24,11 @@ fn welcomed(me: &str) -> Core {
     let mut core = Core::new(Some(UserId::new("me").unwrap()));
     assert_eq!(core.handle(Event::Join(room()))[1], Command::Connect);
     core.handle(Event::SignalOpen);
-    let cmds = core.handle(Event::Signal(ServerMessage::Welcome { client_id: cid(me) }));
+    let cmds = core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid(me),
+        ice_servers: vec![],
+        resume_token: None,
+    }));
     assert_eq!(
         cmds,
         vec![
@@ -350,6 +354,8 @@ fn signaling_loss_reconnects_with_backoff_and_rejoins() {
     // A new session: the old peers go, and the room is joined again.
     let cmds = core.handle(Event::Signal(ServerMessage::Welcome {
         client_id: cid("m2"),
+        ice_servers: vec![],
+        resume_token: None,
     }));
     assert_eq!(cmds[0], Command::ClosePeer(cid("a")));
     assert_eq!(

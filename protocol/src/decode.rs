@@ -138,6 +138,10 @@ struct Envelope<'a> {
     #[serde(borrow, default)]
     code: Field<'a>,
     #[serde(borrow, default)]
+    resume_token: Field<'a>,
+    #[serde(borrow, default)]
+    ice_servers: Raw<'a>,
+    #[serde(borrow, default)]
     sdp: Raw<'a>,
     #[serde(borrow, default)]
     candidate: Raw<'a>,
@@ -323,6 +327,8 @@ impl ServerMessage {
         Ok(match &*kind {
             "welcome" => ServerMessage::Welcome {
                 client_id: cid(e.client_id, "clientId")?,
+                ice_servers: parse_raw(e.ice_servers, "iceServers")?.unwrap_or_default(),
+                resume_token: opt_str(e.resume_token, "resumeToken")?.map(Cow::into_owned),
             },
             "registered" => ServerMessage::Registered {
                 user_id: uid(e.user_id, "userId")?,

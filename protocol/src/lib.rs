@@ -24,4 +24,6 @@ mod messages;
 
 pub use decode::DecodeError;
 pub use ids::{ClientId, IdError, MAX_ID_CHARS, RoomId, UserId};
-pub use messages::{ClientMessage, ErrorCode, Payload, PeerInfo, RoomInfo, ServerMessage};
+pub use messages::{
+    ClientMessage, ErrorCode, IceServer, Payload, PeerInfo, RoomInfo, ServerMessage,
+};

@@ -144,6 +144,20 @@ pub struct PeerInfo {
     pub user_id: UserId,
 }
 
+/// An ICE server, shaped like a WebRTC `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// One room in a `rooms` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -218,6 +232,13 @@ pub enum ServerMessage {
     Welcome {
         /// The id the relay assigned to this connection.
         client_id: ClientId,
+        /// Extension: the ICE servers to use (STUN/TURN, with per-connection TURN credentials).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
+        /// Extension: a secret to resume this session (same client id and room) after the
+        /// socket drops, within the relay's grace period.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
     },
     /// Answer to `register`.
     Registered {

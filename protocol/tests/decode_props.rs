@@ -176,7 +176,11 @@ fn room_info() -> impl Strategy<Value = RoomInfo> {
 
 fn server_message() -> impl Strategy<Value = ServerMessage> {
     prop_oneof![
-        client_id().prop_map(|client_id| ServerMessage::Welcome { client_id }),
+        client_id().prop_map(|client_id| ServerMessage::Welcome {
+            client_id,
+            ice_servers: vec![],
+            resume_token: None
+        }),
         user_id().prop_map(|user_id| ServerMessage::Registered { user_id }),
         (
             room_id(),

@@ -12,8 +12,8 @@
 //! offending field.
 
 use protocol::{
-    ClientId, ClientMessage, DecodeError, ErrorCode, MAX_ID_CHARS, Payload, PeerInfo, RoomId,
-    RoomInfo, ServerMessage, UserId,
+    ClientId, ClientMessage, DecodeError, ErrorCode, IceServer, MAX_ID_CHARS, Payload, PeerInfo,
+    RoomId, RoomInfo, ServerMessage, UserId,
 };
 
 fn cid(s: &str) -> ClientId {
@@ -292,6 +292,8 @@ fn server_welcome() {
         r#"{"type":"welcome","clientId":"c-1"}"#,
         ServerMessage::Welcome {
             client_id: cid("c-1"),
+            ice_servers: vec![],
+            resume_token: None,
         },
     );
 }
@@ -731,7 +733,9 @@ fn unknown_fields_are_ignored() {
     assert_eq!(
         ServerMessage::decode(r#"{"type":"welcome","clientId":"c-1","version":2,"motd":"hi"}"#),
         Ok(ServerMessage::Welcome {
-            client_id: cid("c-1")
+            client_id: cid("c-1"),
+            ice_servers: vec![],
+            resume_token: None,
         })
     );
 }
@@ -1223,5 +1227,28 @@ fn server_frames_missing_fields() {
         r#"{"type":"rooms","rooms":[],"truncated":"yes"}"#,
         ErrorCode::InvalidField,
         &["`truncated`"],
+    );
+}
+
+#[test]
+fn server_welcome_with_extensions() {
+    server_round_trip(
+        r#"{"type":"welcome","clientId":"c-1","iceServers":[{"urls":["stun:s.example:3478"]},{"urls":["turn:t.example:3478?transport=udp"],"username":"1700000000:u","credential":"c2VjcmV0"}],"resumeToken":"r-9"}"#,
+        ServerMessage::Welcome {
+            client_id: cid("c-1"),
+            ice_servers: vec![
+                IceServer {
+                    urls: vec!["stun:s.example:3478".into()],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec!["turn:t.example:3478?transport=udp".into()],
+                    username: Some("1700000000:u".into()),
+                    credential: Some("c2VjcmV0".into()),
+                },
+            ],
+            resume_token: Some("r-9".into()),
+        },
     );
 }

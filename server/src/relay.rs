@@ -90,6 +90,8 @@ impl Relay {
         drop(state);
         let welcome = ServerMessage::Welcome {
             client_id: id.clone(),
+            ice_servers: vec![],
+            resume_token: None,
         };
         self.send_to(&queue, &welcome);
         PeerRx { id, queue }

@@ -95,7 +95,7 @@ impl Client {
             id: ClientId::new("pending").unwrap(),
         };
         match c.recv().await {
-            ServerMessage::Welcome { client_id } => c.id = client_id,
+            ServerMessage::Welcome { client_id, .. } => c.id = client_id,
             other => panic!("expected welcome, got {other:?}"),
         }
         c
