@@ -17,12 +17,15 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Flags the bench passes to a spawned server unless `--server-arg` sets them itself: any port
-/// on loopback, no rate limit (the bench sends faster than a browser), room for every mode.
-const SPAWN_DEFAULTS: [(&str, &str); 4] = [
+/// on loopback, no rate limits (the bench sends faster than a browser, all from one address),
+/// room for every mode.
+const SPAWN_DEFAULTS: [(&str, &str); 6] = [
     ("--addr", "127.0.0.1:0"),
     ("--rate-limit", "0"),
     ("--max-connections", "20000"),
     ("--max-rooms", "20000"),
+    ("--ip-rate-limit", "0"),
+    ("--max-connections-per-ip", "0"),
 ];
 
 /// Which relay to measure.

@@ -14,7 +14,7 @@
 //! The core never touches the browser: the web layer (`web/`) turns commands into
 //! RTCPeerConnection calls and DOM changes, and feeds their outcomes back as [`Event`]s.
 
-use protocol::{ClientId, ClientMessage, Payload, RoomId, ServerMessage, UserId};
+use protocol::{ClientId, ClientMessage, IceServer, Payload, RoomId, ServerMessage, UserId};
 use std::collections::BTreeMap;
 
 /// First reconnect delay; doubled on every failed attempt up to [`RECONNECT_MAX_MS`].
@@ -105,6 +105,8 @@ pub enum Command {
     SetTrackEnabled(MediaKind, bool),
     /// Show this connection status.
     Status(String),
+    /// Use these ICE servers for new peer connections (from the relay's `welcome`).
+    UseIceServers(Vec<IceServer>),
 }
 
 /// Negotiation state of one peer, mirroring the RTCPeerConnection's signaling state.
@@ -150,6 +152,8 @@ pub struct Core {
     early: BTreeMap<ClientId, Vec<Payload>>,
     names: BTreeMap<ClientId, UserId>,
     user_name: Option<UserId>,
+    /// The room password sent with `join`.
+    password: Option<String>,
     mic_on: bool,
     cam_on: bool,
     attempt: u32,
@@ -173,10 +177,16 @@ impl Core {
             early: BTreeMap::new(),
             names: BTreeMap::new(),
             user_name,
+            password: None,
             mic_on: true,
             cam_on: true,
             attempt: 0,
         }
+    }
+
+    /// Sets the room password sent with the next joins (`None`: no password).
+    pub fn set_password(&mut self, password: Option<String>) {
+        self.password = password.filter(|p| !p.is_empty());
     }
 
     /// This client's id, once welcomed.
@@ -211,7 +221,11 @@ impl Core {
                 match self.link {
                     Link::Up => {
                         self.close_all(&mut out);
-                        out.push(Command::Send(ClientMessage::Join { room_id: room }));
+                        let password = self.password.clone();
+                        out.push(Command::Send(ClientMessage::Join {
+                            room_id: room,
+                            password,
+                        }));
                     }
                     Link::Down => {
                         self.link = Link::Connecting;
@@ -347,10 +361,17 @@ impl Core {
 
     fn on_signal(&mut self, msg: ServerMessage, out: &mut Vec<Command>) {
         match msg {
-            ServerMessage::Welcome { client_id, .. } => {
+            ServerMessage::Welcome {
+                client_id,
+                ice_servers,
+                ..
+            } => {
                 self.me = Some(client_id);
                 // A new session: peers of the old one can't be reached any more.
                 self.close_all(out);
+                if !ice_servers.is_empty() {
+                    out.push(Command::UseIceServers(ice_servers));
+                }
                 if let Some(name) = &self.user_name {
                     out.push(Command::Send(ClientMessage::Register {
                         user_id: Some(name.clone()),
@@ -359,6 +380,7 @@ impl Core {
                 if let Some(room) = &self.room {
                     out.push(Command::Send(ClientMessage::Join {
                         room_id: room.clone(),
+                        password: self.password.clone(),
                     }));
                 }
             }

@@ -35,7 +35,10 @@ fn welcomed(me: &str) -> Core {
             Command::Send(ClientMessage::Register {
                 user_id: Some(UserId::new("me").unwrap())
             }),
-            Command::Send(ClientMessage::Join { room_id: room() }),
+            Command::Send(ClientMessage::Join {
+                room_id: room(),
+                password: None
+            }),
         ]
     );
     core
@@ -360,7 +363,10 @@ fn signaling_loss_reconnects_with_backoff_and_rejoins() {
     assert_eq!(cmds[0], Command::ClosePeer(cid("a")));
     assert_eq!(
         cmds.last(),
-        Some(&Command::Send(ClientMessage::Join { room_id: room() }))
+        Some(&Command::Send(ClientMessage::Join {
+            room_id: room(),
+            password: None
+        }))
     );
     // And the backoff starts over.
     let cmds = core.handle(Event::SignalClosed);
@@ -399,5 +405,43 @@ fn a_refused_join_is_reported_and_not_retried() {
     assert_eq!(
         core.handle(Event::SignalClosed),
         vec![Command::Status("disconnected".into())]
+    );
+}
+
+#[test]
+fn the_room_password_goes_with_every_join_and_welcome_ice_servers_are_used() {
+    let mut core = Core::new(None);
+    core.set_password(Some("pw".into()));
+    core.handle(Event::Join(room()));
+    core.handle(Event::SignalOpen);
+    let ice = vec![protocol::IceServer {
+        urls: vec!["turn:t.example".into()],
+        username: Some("1:u".into()),
+        credential: Some("c".into()),
+    }];
+    let cmds = core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m"),
+        ice_servers: ice.clone(),
+        resume_token: None,
+    }));
+    assert_eq!(
+        cmds,
+        vec![
+            Command::UseIceServers(ice),
+            Command::Send(ClientMessage::Join {
+                room_id: room(),
+                password: Some("pw".into())
+            }),
+        ]
+    );
+    // An empty password means none.
+    core.set_password(Some(String::new()));
+    let cmds = core.handle(Event::Join(RoomId::new("other").unwrap()));
+    assert_eq!(
+        cmds.last(),
+        Some(&Command::Send(ClientMessage::Join {
+            room_id: RoomId::new("other").unwrap(),
+            password: None
+        }))
     );
 }

@@ -215,3 +215,45 @@ async fn a_receive_only_page_sees_the_others() {
     }
     harness.stop().await.unwrap();
 }
+
+/// The call with token authentication and a room password on: pages with valid tokens and the
+/// password call each other, labelled with their tokens' user names; a page with the wrong
+/// password is refused and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_tokens_and_a_room_password() {
+    let secret = "e2e-secret";
+    let config = Config {
+        auth_secret: Some(secret.into()),
+        ..Config::default()
+    };
+    let harness = Harness::start(config).await.unwrap();
+    let now = server::auth::now_unix();
+    let rooms = ["e2e-secure".to_owned()];
+    let query = |user: &str, password: &str| {
+        let token = server::auth::issue_hs256(secret.as_bytes(), user, &rooms, 600, now);
+        format!("room=e2e-secure&ice=&token={token}&password={password}")
+    };
+    let a = harness.page(&query("alice", "pw")).await.unwrap();
+    let b = harness.page(&query("bob", "pw")).await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let label = "return Array.from(document.querySelectorAll('#grid .tile .label'))\
+                 .map(l => l.textContent);";
+    assert_eq!(a.eval(label).await.unwrap(), serde_json::json!(["bob"]));
+    assert_eq!(b.eval(label).await.unwrap(), serde_json::json!(["alice"]));
+
+    let intruder = harness.page(&query("mallory", "guess")).await.unwrap();
+    intruder.click("join").await.unwrap();
+    intruder
+        .wait_for("the join to be refused", MEDIA_DEADLINE, |p| {
+            Box::pin(async move { Ok(p.status().await?.contains("wrong password")) })
+        })
+        .await
+        .unwrap();
+    assert!(intruder.tiles().await.unwrap().is_empty());
+    for page in [a, b, intruder] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}

@@ -140,6 +140,10 @@ struct Envelope<'a> {
     #[serde(borrow, default)]
     resume_token: Field<'a>,
     #[serde(borrow, default)]
+    password: Field<'a>,
+    #[serde(borrow, default)]
+    token: Field<'a>,
+    #[serde(borrow, default)]
     ice_servers: Raw<'a>,
     #[serde(borrow, default)]
     sdp: Raw<'a>,
@@ -254,6 +258,35 @@ fn parse_raw<'a, T: Deserialize<'a>>(raw: Raw<'a>, name: &str) -> Result<Option<
         .transpose()
 }
 
+/// Longest room password accepted, in characters.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+fn password(field: Field<'_>) -> Result<Option<String>, DecodeError> {
+    match opt_str(field, "password")? {
+        None => Ok(None),
+        Some(p) if p.is_empty() => Err(DecodeError::field("password", "must not be empty")),
+        Some(p) if p.chars().count() > MAX_PASSWORD_CHARS => Err(DecodeError::field(
+            "password",
+            format_args!("must be at most {MAX_PASSWORD_CHARS} characters"),
+        )),
+        Some(p) => Ok(Some(p.into_owned())),
+    }
+}
+
+/// Longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
+fn token(field: Field<'_>) -> Result<String, DecodeError> {
+    let t = req_str(field, "token")?;
+    if t.is_empty() || t.len() > MAX_TOKEN_BYTES {
+        return Err(DecodeError::field(
+            "token",
+            format_args!("must be 1 to {MAX_TOKEN_BYTES} bytes"),
+        ));
+    }
+    Ok(t.into_owned())
+}
+
 fn unknown_type(kind: &str) -> DecodeError {
     let mut shown: String = kind.chars().take(64).collect();
     if shown.len() < kind.len() {
@@ -275,6 +308,7 @@ impl ClientMessage {
             },
             "join" => ClientMessage::Join {
                 room_id: req_id(e.room_id, "roomId", RoomId::new)?,
+                password: password(e.password)?,
             },
             "leave" => ClientMessage::Leave {
                 room_id: opt_id(e.room_id, "roomId", RoomId::new)?,
@@ -302,6 +336,9 @@ impl ClientMessage {
                 room_id: opt_id(e.room_id, "roomId", RoomId::new)?,
             },
             "rooms" => ClientMessage::Rooms,
+            "auth" => ClientMessage::Auth {
+                token: token(e.token)?,
+            },
             other => return Err(unknown_type(other)),
         })
     }

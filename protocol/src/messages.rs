@@ -79,6 +79,10 @@ pub enum ClientMessage {
     Join {
         /// The room to enter; it is created when it does not exist.
         room_id: RoomId,
+        /// Extension: the room's password. The client that creates the room sets it; later
+        /// joiners must give the same. Never echoed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     /// Leaves the current room. Answered by `left`.
     Leave {
@@ -132,6 +136,12 @@ pub enum ClientMessage {
     },
     /// Extension: asks for the list of rooms. Answered by `rooms`.
     Rooms,
+    /// Extension: authenticates with a token (a JWT), as the first message, when the relay
+    /// requires tokens and none was given in the connect URL. Answered by `welcome`.
+    Auth {
+        /// The token.
+        token: String,
+    },
 }
 
 /// A member of a room, as listed in `joined`.
@@ -196,6 +206,14 @@ pub enum ErrorCode {
     TooManyRooms,
     /// The sender exceeded its message rate.
     RateLimited,
+    /// The room has a password and the join gave none or a wrong one.
+    BadPassword,
+    /// Authentication is required and the token is missing, invalid or expired.
+    Unauthorized,
+    /// The client's token does not allow this room.
+    RoomNotAllowed,
+    /// The session to resume does not exist any more (grace period over, or unknown token).
+    ResumeFailed,
     /// A code this version does not know (sent by a newer relay).
     #[serde(other)]
     Unknown,
@@ -215,6 +233,10 @@ impl ErrorCode {
             ErrorCode::RoomLocked => "room-locked",
             ErrorCode::TooManyRooms => "too-many-rooms",
             ErrorCode::RateLimited => "rate-limited",
+            ErrorCode::BadPassword => "bad-password",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RoomNotAllowed => "room-not-allowed",
+            ErrorCode::ResumeFailed => "resume-failed",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -388,6 +410,7 @@ impl ClientMessage {
             ClientMessage::Lock { .. } => "lock",
             ClientMessage::Unlock { .. } => "unlock",
             ClientMessage::Rooms => "rooms",
+            ClientMessage::Auth { .. } => "auth",
         }
     }
 }

@@ -76,6 +76,10 @@ const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::RoomLocked,
     ErrorCode::TooManyRooms,
     ErrorCode::RateLimited,
+    ErrorCode::BadPassword,
+    ErrorCode::Unauthorized,
+    ErrorCode::RoomNotAllowed,
+    ErrorCode::ResumeFailed,
     ErrorCode::Unknown,
 ];
 
@@ -141,7 +145,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         prop::option::of(user_id()).prop_map(|user_id| ClientMessage::Register { user_id }),
-        room_id().prop_map(|room_id| ClientMessage::Join { room_id }),
+        room_id().prop_map(|room_id| ClientMessage::Join { room_id, password: None }),
         prop::option::of(room_id()).prop_map(|room_id| ClientMessage::Leave { room_id }),
         (client_id(), payload())
             .prop_map(|(target_id, sdp)| ClientMessage::Offer { target_id, sdp }),
@@ -603,7 +607,7 @@ proptest! {
         let frame = format!(r#"{{"type":"join","roomId":{}}}"#, Value::from(id.as_str()));
         let chars = id.chars().count();
         match ClientMessage::decode(&frame) {
-            Ok(ClientMessage::Join { room_id }) => {
+            Ok(ClientMessage::Join { room_id, password: None }) => {
                 prop_assert!((1..=MAX_ID_CHARS).contains(&chars));
                 prop_assert_eq!(room_id.as_str(), id.as_str());
             }

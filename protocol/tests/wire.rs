@@ -134,6 +134,7 @@ fn client_join() {
         r#"{"type":"join","roomId":"room-1"}"#,
         ClientMessage::Join {
             room_id: rid("room-1"),
+            password: None,
         },
     );
 }
@@ -541,6 +542,10 @@ fn error_codes_on_the_wire() {
         (ErrorCode::RoomLocked, "room-locked"),
         (ErrorCode::TooManyRooms, "too-many-rooms"),
         (ErrorCode::RateLimited, "rate-limited"),
+        (ErrorCode::BadPassword, "bad-password"),
+        (ErrorCode::Unauthorized, "unauthorized"),
+        (ErrorCode::RoomNotAllowed, "room-not-allowed"),
+        (ErrorCode::ResumeFailed, "resume-failed"),
         (ErrorCode::Unknown, "unknown"),
     ];
     for (code, wire) in all {
@@ -578,19 +583,21 @@ fn strings_with_escapes_and_unicode() {
         r#"{"type":"join","roomId":"salle-é-😀"}"#,
         ClientMessage::Join {
             room_id: rid("salle-é-😀"),
+            password: None,
         },
     );
     // Escaped input decodes to the same id; encoding writes UTF-8 as is.
     assert_eq!(
         ClientMessage::decode(r#"{"type":"join","roomId":"salle-\u00e9-\ud83d\ude00"}"#),
         Ok(ClientMessage::Join {
-            room_id: rid("salle-é-😀")
+            room_id: rid("salle-é-😀"),
+            password: None,
         })
     );
     // Escapes in the type name are resolved like anywhere else in JSON.
     assert_eq!(
         ClientMessage::decode(r#"{"type":"jo\u0069n","roomId":"r"}"#),
-        Ok(ClientMessage::Join { room_id: rid("r") })
+        Ok(ClientMessage::Join { room_id: rid("r"), password: None })
     );
 }
 
@@ -724,7 +731,7 @@ fn unknown_fields_are_ignored() {
             r#"{"type":"join","roomId":"r","extra":1,"nested":{"a":[1,{"b":null}]},"sdp":"x","#,
             r#""userId":42}"#,
         )),
-        Ok(ClientMessage::Join { room_id: rid("r") })
+        Ok(ClientMessage::Join { room_id: rid("r"), password: None })
     );
     assert_eq!(
         ClientMessage::decode(r#"{"type":"rooms","roomId":["not","checked"],"content":{}}"#),
@@ -774,6 +781,7 @@ fn reference_js_client_frames_decode() {
             r#"{"type":"join","roomId":"lobby"}"#,
             ClientMessage::Join {
                 room_id: rid("lobby"),
+                password: None,
             },
         ),
         (
@@ -1082,7 +1090,7 @@ fn id_length_limit() {
         let ok = unit.repeat(128);
         assert_eq!(
             ClientMessage::decode(&format!(r#"{{"type":"join","roomId":"{ok}"}}"#)),
-            Ok(ClientMessage::Join { room_id: rid(&ok) })
+            Ok(ClientMessage::Join { room_id: rid(&ok), password: None })
         );
         client_round_trip(
             &format!(r#"{{"type":"register","userId":"{ok}"}}"#),
@@ -1118,7 +1126,8 @@ fn id_length_limit() {
     assert_eq!(
         ClientMessage::decode(&format!(r#"{{"type":"join","roomId":"{escaped}"}}"#)),
         Ok(ClientMessage::Join {
-            room_id: rid(&"a".repeat(128))
+            room_id: rid(&"a".repeat(128)),
+            password: None,
         })
     );
 }

@@ -6,12 +6,16 @@
 //! input gets an `error` reply and the loop goes on; only an over-size frame, a flood past the
 //! rate limit, a dead peer, a slow consumer or shutdown end it.
 
+use crate::auth::{self, AuthConfig, AuthError, Claims};
+use crate::guard::{IpTicket, TokenBucket};
+use crate::metrics::{AuthFailure, Metrics};
 use crate::queue::Recv;
 use crate::relay::{PeerRx, Relay};
 use crate::rooms::Refusal;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use protocol::{ClientMessage, ErrorCode};
+use protocol::{ClientId, ClientMessage, ErrorCode, ServerMessage};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -73,60 +77,174 @@ impl Exit {
     }
 }
 
-/// Token bucket for the per-connection message rate.
+/// Per-connection and per-address message rates, and the count of ignored refusals.
 struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+    conn: Option<TokenBucket>,
+    ticket: Option<IpTicket>,
     /// Messages refused since the last accepted one.
     refused: u32,
+    burst: u32,
 }
 
 impl RateLimiter {
-    fn new(limits: &ConnLimits) -> Option<Self> {
-        (limits.rate_limit > 0).then(|| {
-            let burst = f64::from(limits.rate_burst.max(1));
-            RateLimiter {
-                rate: f64::from(limits.rate_limit),
-                burst,
-                tokens: burst,
-                last: Instant::now(),
-                refused: 0,
-            }
-        })
+    fn new(limits: &ConnLimits, ticket: Option<IpTicket>) -> Self {
+        let conn = (limits.rate_limit > 0).then(|| {
+            TokenBucket::new(
+                f64::from(limits.rate_limit),
+                f64::from(limits.rate_burst.max(1)),
+            )
+        });
+        RateLimiter {
+            conn,
+            ticket,
+            refused: 0,
+            burst: limits.rate_burst.max(1),
+        }
     }
 
-    /// Takes a token; false when the connection is over its rate.
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.refused = 0;
-            true
+    /// Takes a token from both buckets; the refusal to send when either is empty.
+    fn allow(&mut self) -> Result<(), String> {
+        let conn_ok = self.conn.as_mut().is_none_or(TokenBucket::take);
+        let ip_ok = conn_ok && self.ticket.as_ref().is_none_or(IpTicket::allow_message);
+        let why = if !conn_ok {
+            let rate = self.conn.as_ref().map_or(0.0, TokenBucket::rate);
+            format!("rate limit exceeded ({rate} messages/s): message dropped")
+        } else if !ip_ok {
+            "rate limit of your address exceeded: message dropped".to_owned()
         } else {
-            self.refused += 1;
-            false
-        }
+            self.refused = 0;
+            return Ok(());
+        };
+        self.refused += 1;
+        Err(why)
     }
 
     /// The client ignored a whole burst of refusals.
     fn flooding(&self) -> bool {
-        f64::from(self.refused) > self.burst
+        self.refused > self.burst
+    }
+}
+
+/// How a connection authenticates.
+pub enum AuthState {
+    /// The relay does not require tokens.
+    Off,
+    /// The connect URL carried a valid token.
+    Verified(Claims),
+    /// The connect URL carried a bad token.
+    Failed(AuthError),
+    /// Tokens are required and none was given: the first message must be `auth`.
+    Pending(Arc<AuthConfig>),
+}
+
+/// What a connection brings besides its socket.
+pub struct Session {
+    /// Its authentication.
+    pub auth: AuthState,
+    /// Its address's share of the per-address limits.
+    pub ticket: Option<IpTicket>,
+}
+
+/// How long an unauthenticated connection may take to send its `auth` message.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn auth_failure_kind(e: &AuthError) -> AuthFailure {
+    if matches!(e, AuthError::Expired { .. }) {
+        AuthFailure::ExpiredToken
+    } else {
+        AuthFailure::InvalidToken
+    }
+}
+
+/// Settles authentication: the claims of a valid token, or `None` after refusing the client.
+async fn authenticate<S>(
+    ws: &mut S,
+    auth: AuthState,
+    session: &Option<IpTicket>,
+    metrics: &Metrics,
+) -> Result<Option<Claims>, ()>
+where
+    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+{
+    let result = match auth {
+        AuthState::Off => return Ok(None),
+        AuthState::Verified(claims) => return Ok(Some(claims)),
+        AuthState::Failed(e) => Err((e.to_string(), Some(auth_failure_kind(&e)))),
+        AuthState::Pending(cfg) => {
+            let first = tokio::time::timeout(AUTH_TIMEOUT, async {
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) => return Some(t),
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                        _ => return None,
+                    }
+                }
+            })
+            .await;
+            match first {
+                Ok(Some(text)) => match ClientMessage::decode(&text) {
+                    Ok(ClientMessage::Auth { token }) => {
+                        auth::verify(&token, &cfg, auth::now_unix()).map_err(|e| {
+                            let kind = auth_failure_kind(&e);
+                            (e.to_string(), Some(kind))
+                        })
+                    }
+                    _ => Err((
+                        "authentication required: send {\"type\":\"auth\",\"token\":...} first \
+                         or connect with ?token="
+                            .to_owned(),
+                        None,
+                    )),
+                },
+                Ok(None) => return Err(()),
+                Err(_) => Err(("authentication timed out".to_owned(), None)),
+            }
+        }
+    };
+    match result {
+        Ok(claims) => Ok(Some(claims)),
+        Err((message, failure)) => {
+            if let Some(kind) = failure {
+                metrics.auth_failure(kind);
+                if let Some(ticket) = session {
+                    ticket.auth_failed();
+                }
+            }
+            metrics.refused(ErrorCode::Unauthorized);
+            let reply = ServerMessage::error(ErrorCode::Unauthorized, message);
+            let close = CloseFrame {
+                code: CloseCode::Policy,
+                reason: "unauthorized".into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                ws.feed(Message::text(reply.encode())).await?;
+                ws.send(Message::Close(Some(close))).await
+            })
+            .await;
+            Err(())
+        }
     }
 }
 
 /// Serves one WebSocket until it ends, then removes the client from the relay.
-pub async fn serve<S>(mut ws: S, relay: Relay, limits: ConnLimits, shutdown: CancellationToken)
-where
+pub async fn serve<S>(
+    mut ws: S,
+    relay: Relay,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+    session: Session,
+) where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
-    let PeerRx { id, queue } = relay.connect();
+    let metrics = relay.metrics().clone();
+    let Session { auth, ticket } = session;
+    let Ok(claims) = authenticate(&mut ws, auth, &ticket, &metrics).await else {
+        return;
+    };
+    let PeerRx { id, queue } = relay.connect(claims.as_ref().map(|c| c.sub.clone()));
+    metrics.connection_opened();
     tracing::debug!(client = %id, "connected");
-    let mut limiter = RateLimiter::new(&limits);
+    let mut limiter = RateLimiter::new(&limits, ticket);
     let mut last_seen = Instant::now();
     let mut ping = tokio::time::interval_at(last_seen + limits.ping_interval, limits.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -163,27 +281,44 @@ where
                 last_seen = Instant::now();
                 match frame {
                     Some(Ok(Message::Text(text))) => {
-                        if let Some(limiter) = limiter.as_mut() {
-                            if !limiter.allow() {
-                                if limiter.flooding() {
-                                    break Exit::Flood;
+                        if let Err(why) = limiter.allow() {
+                            if limiter.flooding() {
+                                break Exit::Flood;
+                            }
+                            metrics.refused(ErrorCode::RateLimited);
+                            relay.refuse(&id, Refusal::new(ErrorCode::RateLimited, why));
+                            continue;
+                        }
+                        let received = Instant::now();
+                        let refused = match ClientMessage::decode(&text) {
+                            Ok(msg) => handle(&relay, &id, msg, claims.as_ref()),
+                            Err(e) => {
+                                let code = e.code;
+                                relay.refuse(&id, Refusal::new(e.code, e.message));
+                                Err(code)
+                            }
+                        };
+                        match refused {
+                            Ok(true) => metrics.observe_relay_latency(received.elapsed()),
+                            Ok(false) => {}
+                            Err(code) => {
+                                metrics.refused(code);
+                                if code == ErrorCode::BadPassword {
+                                    metrics.auth_failure(AuthFailure::BadPassword);
+                                    if let Some(t) = &limiter.ticket {
+                                        t.auth_failed();
+                                    }
                                 }
-                                relay.refuse(&id, Refusal::new(
-                                    ErrorCode::RateLimited,
-                                    format!("rate limit exceeded ({} messages/s): message dropped", limits.rate_limit),
-                                ));
-                                continue;
                             }
                         }
-                        match ClientMessage::decode(&text) {
-                            Ok(msg) => relay.handle(&id, msg),
-                            Err(e) => relay.refuse(&id, Refusal::new(e.code, e.message)),
-                        }
                     }
-                    Some(Ok(Message::Binary(_))) => relay.refuse(&id, Refusal::new(
-                        ErrorCode::BinaryFrame,
-                        "binary frames are not supported: send JSON text",
-                    )),
+                    Some(Ok(Message::Binary(_))) => {
+                        metrics.refused(ErrorCode::BinaryFrame);
+                        relay.refuse(&id, Refusal::new(
+                            ErrorCode::BinaryFrame,
+                            "binary frames are not supported: send JSON text",
+                        ));
+                    }
                     // Pings are answered by tungstenite; pongs only refresh `last_seen`.
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                     Some(Ok(Message::Close(_))) => break Exit::PeerClosed,
@@ -211,6 +346,7 @@ where
     };
 
     relay.disconnect(&id);
+    metrics.connection_closed();
     tracing::debug!(client = %id, reason = ?exit, "disconnected");
     if exit == Exit::PeerClosed {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.flush()).await;
@@ -228,4 +364,48 @@ where
         })
         .await;
     }
+}
+
+/// Handles one message, applying the access token's rules first: the token fixes the user id
+/// and may restrict rooms. Returns whether it was relayed to someone, or the refusal's code.
+fn handle(
+    relay: &Relay,
+    id: &ClientId,
+    msg: ClientMessage,
+    claims: Option<&Claims>,
+) -> Result<bool, ErrorCode> {
+    if let Some(claims) = claims {
+        match &msg {
+            ClientMessage::Register { .. } => {
+                relay.reply(
+                    id,
+                    &ServerMessage::Registered {
+                        user_id: claims.sub.clone(),
+                    },
+                );
+                return Ok(false);
+            }
+            ClientMessage::Join { room_id, .. } if !claims.allows_room(room_id) => {
+                relay.reply(
+                    id,
+                    &ServerMessage::JoinError {
+                        error: format!("your token does not allow room {room_id}"),
+                        room_id: Some(room_id.clone()),
+                        code: Some(ErrorCode::RoomNotAllowed),
+                    },
+                );
+                relay.metrics().auth_failure(AuthFailure::RoomNotAllowed);
+                return Err(ErrorCode::RoomNotAllowed);
+            }
+            _ => {}
+        }
+    }
+    let relayed = matches!(
+        msg,
+        ClientMessage::Offer { .. }
+            | ClientMessage::Answer { .. }
+            | ClientMessage::Candidate { .. }
+            | ClientMessage::Message { .. }
+    );
+    relay.handle(id, msg).map(|()| relayed)
 }

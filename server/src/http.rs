@@ -1,11 +1,16 @@
-//! The HTTP side of the listener: `GET /` and `GET /healthz` answer plain text, and a WebSocket
-//! upgrade on any path becomes a signaling connection (see `conn.rs`).
+//! The HTTP side of the listener: `/healthz` (liveness), `/readyz` (readiness: 503 while
+//! draining), `/metrics` (Prometheus), the built browser app or a plain-text banner on `/`, and
+//! a WebSocket upgrade on any path, which becomes a signaling connection (see `conn.rs`).
 //!
 //! hyper parses the request and performs the upgrade; tungstenite then speaks WebSocket on the
-//! upgraded stream. The connection cap is a semaphore whose permit lives as long as the
-//! WebSocket: over the cap, upgrades are answered 503 while health checks keep working.
+//! upgraded stream. Before upgrading, the request must pass the origin allow-list, the
+//! per-address limits (`guard.rs`) and the connection cap (a semaphore whose permit lives as
+//! long as the WebSocket); a token in the URL is checked here too.
 
-use crate::conn::{self, ConnLimits};
+use crate::auth::{self, AuthConfig};
+use crate::conn::{self, AuthState, ConnLimits, Session};
+use crate::guard::{IpGuard, Refused};
+use crate::metrics::{AuthFailure, Gauges};
 use crate::relay::Relay;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,7 +18,9 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -24,6 +31,10 @@ use tokio_util::task::TaskTracker;
 /// Everything a request handler needs, shared by all connections.
 pub(crate) struct Ctx {
     pub relay: Relay,
+    pub auth: Option<Arc<AuthConfig>>,
+    pub allowed_origins: Vec<String>,
+    pub guard: Arc<IpGuard>,
+    pub draining: AtomicBool,
     pub static_dir: Option<std::path::PathBuf>,
     pub limits: ConnLimits,
     pub ws_config: WebSocketConfig,
@@ -58,13 +69,37 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
 pub(crate) async fn handle(
     mut req: Request<Incoming>,
     ctx: Arc<Ctx>,
+    ip: IpAddr,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let headers = req.headers();
     if header_has_token(headers, header::UPGRADE, "websocket") {
-        return Ok(upgrade(&mut req, ctx));
+        return Ok(upgrade(&mut req, ctx, ip));
     }
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            if ctx.draining.load(Ordering::Relaxed) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else {
+                text(StatusCode::OK, "ready\n")
+            }
+        }
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            let gauges = Gauges {
+                rooms: ctx.relay.room_count(),
+                members: ctx.relay.member_count(),
+                ready: !ctx.draining.load(Ordering::Relaxed),
+            };
+            let mut res =
+                Response::new(Full::new(Bytes::from(ctx.relay.metrics().render(&gauges))));
+            let h = res.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res
+        }
         (&Method::GET | &Method::HEAD, path) => match &ctx.static_dir {
             Some(dir) => serve_file(dir, path).await,
             None if path == "/" => text(
@@ -129,7 +164,14 @@ async fn serve_file(dir: &std::path::Path, path: &str) -> Response<Body> {
 }
 
 /// Validates a WebSocket upgrade, answers 101 and starts the connection on the upgraded stream.
-fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
+/// The value of `name` in a query string (no percent-decoding: tokens are base64url).
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>, ip: IpAddr) -> Response<Body> {
     let headers = req.headers();
     if req.method() != Method::GET
         || !header_has_token(headers, header::CONNECTION, "upgrade")
@@ -142,9 +184,46 @@ fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
         return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
     };
-    if ctx.shutdown.is_cancelled() {
+    if ctx.shutdown.is_cancelled() || ctx.draining.load(Ordering::Relaxed) {
         return text(StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n");
     }
+    if !ctx.allowed_origins.is_empty() {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or("");
+        if !ctx.allowed_origins.iter().any(|allowed| allowed == origin) {
+            tracing::info!(%ip, origin, "origin not allowed");
+            ctx.relay.metrics().auth_failure(AuthFailure::Origin);
+            return text(StatusCode::FORBIDDEN, "origin not allowed\n");
+        }
+    }
+    let ticket = match ctx.guard.admit(ip) {
+        Ok(ticket) => ticket,
+        Err(Refused::Throttled) => {
+            ctx.relay.metrics().auth_failure(AuthFailure::Throttled);
+            return text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications\n",
+            );
+        }
+        Err(Refused::TooManyConnections) => {
+            return text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from your address\n",
+            );
+        }
+    };
+    let auth = match &ctx.auth {
+        None => AuthState::Off,
+        Some(cfg) => match query_param(req.uri().query(), "token") {
+            Some(token) => match auth::verify(token, cfg, auth::now_unix()) {
+                Ok(claims) => AuthState::Verified(claims),
+                Err(e) => AuthState::Failed(e),
+            },
+            None => AuthState::Pending(cfg.clone()),
+        },
+    };
     let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
         tracing::warn!("connection limit reached: upgrade refused");
         return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
@@ -171,6 +250,10 @@ fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>) -> Response<Body> {
             task_ctx.relay.clone(),
             task_ctx.limits,
             task_ctx.shutdown.clone(),
+            Session {
+                auth,
+                ticket: Some(ticket),
+            },
         )
         .await;
         drop(permit);

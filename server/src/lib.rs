@@ -13,12 +13,17 @@
 //! connection with a Close frame and returns; `main.rs` only parses flags and signals, so tests
 //! run the real server on `127.0.0.1:0`.
 
+pub mod auth;
 pub mod config;
 pub mod conn;
+pub mod guard;
 mod http;
+pub mod metrics;
 pub mod queue;
 pub mod relay;
 pub mod rooms;
+mod tls;
+pub mod turn;
 
 pub use config::Config;
 pub use relay::Relay;
@@ -29,6 +34,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rooms::RoomLimits;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -66,18 +72,41 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let relay = Relay::new(relay::RelayLimits {
-        rooms: RoomLimits {
-            max_members: config.max_members,
-            max_rooms: config.max_rooms,
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let auth = auth_config(&config)?;
+    let relay = Relay::new(
+        relay::RelayLimits {
+            rooms: RoomLimits {
+                max_members: config.max_members,
+                max_rooms: config.max_rooms,
+            },
+            queue_size: config.queue_size,
+            room_list: config.room_list,
         },
-        queue_size: config.queue_size,
-        room_list: config.room_list,
-    });
+        Arc::new(metrics::Metrics::new()),
+        turn::TurnConfig {
+            stun_urls: config.stun_urls.clone(),
+            turn_urls: config.turn_urls.clone(),
+            secret: config.turn_secret.clone(),
+            ttl_secs: config.turn_ttl.as_secs(),
+        },
+    );
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let guard = guard::IpGuard::new(guard::IpLimits {
+        max_connections: config.max_connections_per_ip,
+        rate: config.ip_rate_limit,
+        failures: config.auth_failures_per_ip,
+    });
     let ctx = Arc::new(http::Ctx {
         relay,
+        auth,
+        allowed_origins: config.allowed_origins.clone(),
+        guard: guard.clone(),
+        draining: AtomicBool::new(false),
         static_dir: config.static_dir.clone(),
         limits: conn::ConnLimits {
             ping_interval: config.ping_interval,
@@ -94,11 +123,28 @@ pub async fn run(
         shutdown: token.clone(),
         tracker: tracker.clone(),
     });
+    // Forget addresses whose failures are old.
+    let sweep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(guard::FAILURE_WINDOW);
+        loop {
+            tick.tick().await;
+            guard.sweep();
+        }
+    });
 
     tokio::pin!(shutdown);
+    // Draining: after the shutdown signal, keep serving (with /readyz failing and new
+    // WebSockets refused) for `drain_time`, then close everything.
+    let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     loop {
         let accepted = tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut shutdown, if drain.is_none() => {
+                tracing::info!(drain = ?config.drain_time, "shutdown requested: draining");
+                ctx.draining.store(true, Ordering::Relaxed);
+                drain = Some(Box::pin(tokio::time::sleep(config.drain_time)));
+                continue;
+            }
+            () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -112,30 +158,23 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let ctx = ctx.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            let svc_ctx = ctx.clone();
-            let service = service_fn(move |req| http::handle(req, svc_ctx.clone()));
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                res = conn.as_mut() => {
-                    if let Err(e) = res {
-                        tracing::debug!(%peer, error = %e, "http connection failed");
+            match tls {
+                None => serve_http(TokioIo::new(stream), ctx, peer).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), ctx, peer).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                }
-                () = ctx.shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
                 }
             }
         });
     }
 
     tracing::info!("shutting down: closing connections");
+    sweep.abort();
     drop(listener);
     token.cancel();
     tracker.close();
@@ -146,4 +185,49 @@ pub async fn run(
         tracing::warn!("shutdown timeout: some connections did not close in time");
     }
     Ok(())
+}
+
+/// Serves HTTP (and WebSocket upgrades) on one accepted connection, plain or TLS.
+async fn serve_http<I>(io: I, ctx: Arc<http::Ctx>, peer: std::net::SocketAddr)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc_ctx = ctx.clone();
+    let ip = peer.ip();
+    let service = service_fn(move |req| http::handle(req, svc_ctx.clone(), ip));
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(io, service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(%peer, error = %e, "http connection failed");
+            }
+        }
+        () = ctx.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+        }
+    }
+}
+
+/// The token check the configuration asks for, if any.
+fn auth_config(config: &Config) -> std::io::Result<Option<Arc<auth::AuthConfig>>> {
+    let invalid =
+        |e: auth::AuthError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string());
+    let ed25519_public_key = config
+        .auth_public_key
+        .as_deref()
+        .map(auth::AuthConfig::parse_ed25519_public_key)
+        .transpose()
+        .map_err(invalid)?;
+    let cfg = auth::AuthConfig {
+        hs256_secret: config.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+        ed25519_public_key,
+        leeway_secs: config.auth_leeway.as_secs(),
+    };
+    Ok(cfg.enabled().then(|| Arc::new(cfg)))
 }

@@ -8,7 +8,15 @@ use std::io::Write;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "token") {
+        return issue_token(&args);
+    }
+    let config = match Config::load(args) {
+        Ok(config) => config,
+        Err(server::config::ConfigError::Args(e)) => e.exit(),
+        Err(e) => return Err(e.into()),
+    };
     let runtime = match config.workers {
         Some(1) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -24,11 +32,50 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
+/// `server token`: issues an HS256 token for testing.
+#[derive(Parser)]
+#[command(
+    name = "server token",
+    about = "Prints a signed access token (HS256) for testing"
+)]
+struct TokenArgs {
+    /// The user id (`sub` claim); it becomes the client's `fromUserId`.
+    #[arg(long)]
+    user: String,
+    /// A room the token allows (repeat for several; none: any room).
+    #[arg(long)]
+    room: Vec<String>,
+    /// Lifetime (e.g. 30m, 1h).
+    #[arg(long, default_value = "1h", value_parser = server::config::parse_duration)]
+    ttl: std::time::Duration,
+    /// The relay's HS256 secret.
+    #[arg(long, env = "SIGNAL_AUTH_SECRET", hide_env_values = true)]
+    secret: String,
+}
+
+fn issue_token(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let t = TokenArgs::parse_from(args.iter().skip(1));
+    if protocol::UserId::new(t.user.as_str()).is_err() {
+        anyhow::bail!("--user must be 1 to {} characters", protocol::MAX_ID_CHARS);
+    }
+    let now = server::auth::now_unix();
+    println!(
+        "{}",
+        server::auth::issue_hs256(t.secret.as_bytes(), &t.user, &t.room, t.ttl.as_secs(), now)
+    );
+    Ok(())
+}
+
 async fn serve(mut config: Config) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 
     // `PORT` (as set by most hosting platforms) applies when no address was given.
     if std::env::var_os("SIGNAL_ADDR").is_none()

@@ -7,9 +7,11 @@
 //! once (its room is told `user-left`) and its task told to drop the socket, so a client that
 //! does not read never stalls others nor grows the relay's memory.
 
+use crate::metrics::Metrics;
 use crate::queue::{Outbound, PeerTx};
 use crate::rooms::{Outbox, Refusal, RoomLimits, RoomState, Route};
-use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage};
+use crate::turn::TurnConfig;
+use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage, UserId};
 use rand::distr::{Alphanumeric, SampleString};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
@@ -48,15 +50,32 @@ pub struct Relay {
 struct Shared {
     state: Mutex<RoomState<PeerTx>>,
     limits: RelayLimits,
+    metrics: Arc<Metrics>,
+    turn: TurnConfig,
 }
 
 impl Relay {
-    /// A relay with no clients.
-    pub fn new(limits: RelayLimits) -> Self {
+    /// A relay with no clients, counting into `metrics` and handing out ICE servers from `turn`.
+    pub fn new(limits: RelayLimits, metrics: Arc<Metrics>, turn: TurnConfig) -> Self {
         let state = Mutex::new(RoomState::new(limits.rooms));
         Relay {
-            shared: Arc::new(Shared { state, limits }),
+            shared: Arc::new(Shared {
+                state,
+                limits,
+                metrics,
+                turn,
+            }),
         }
+    }
+
+    /// The relay's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.shared.metrics
+    }
+
+    /// Members in rooms, over all rooms.
+    pub fn member_count(&self) -> usize {
+        self.state().member_count()
     }
 
     fn state(&self) -> MutexGuard<'_, RoomState<PeerTx>> {
@@ -75,8 +94,9 @@ impl Relay {
         self.state().room_count()
     }
 
-    /// Registers a new connection under a fresh id and queues its `welcome`.
-    pub fn connect(&self) -> PeerRx {
+    /// Registers a new connection under a fresh id and queues its `welcome`. `user` fixes the
+    /// user id (from an access token); without it the client id is used until `register`.
+    pub fn connect(&self, user: Option<UserId>) -> PeerRx {
         let mut state = self.state();
         let id = loop {
             let candidate = Alphanumeric.sample_string(&mut rand::rng(), CLIENT_ID_LEN);
@@ -86,11 +106,14 @@ impl Relay {
             }
         };
         let queue = Outbound::new(id.clone(), self.shared.limits.queue_size);
-        state.connect(id.clone(), queue.clone());
+        let user = user.unwrap_or_else(|| UserId::from(id.clone()));
+        state.connect_as(id.clone(), queue.clone(), user.clone());
         drop(state);
+        let ice_servers =
+            crate::turn::ice_servers(&self.shared.turn, user.as_str(), crate::auth::now_unix());
         let welcome = ServerMessage::Welcome {
             client_id: id.clone(),
-            ice_servers: vec![],
+            ice_servers,
             resume_token: None,
         };
         self.send_to(&queue, &welcome);
@@ -103,11 +126,15 @@ impl Relay {
         self.deliver(out);
     }
 
-    /// Handles one decoded message from `from`.
-    pub fn handle(&self, from: &ClientId, msg: ClientMessage) {
+    /// Handles one decoded message from `from`; returns the code of a refusal (`error` or
+    /// `join-error`) it answered with.
+    pub fn handle(&self, from: &ClientId, msg: ClientMessage) -> Result<(), ErrorCode> {
+        let kind = msg.kind();
         let result = match msg {
             ClientMessage::Register { user_id } => Ok(self.state().register(from, user_id)),
-            ClientMessage::Join { room_id } => Ok(self.state().join(from, room_id)),
+            ClientMessage::Join { room_id, password } => {
+                Ok(self.state().join(from, room_id, password.as_deref()))
+            }
             ClientMessage::Leave { room_id } => self.state().leave(from, room_id.as_ref()),
             ClientMessage::Lock { room_id } => {
                 self.state().set_locked(from, room_id.as_ref(), true)
@@ -116,6 +143,10 @@ impl Relay {
                 self.state().set_locked(from, room_id.as_ref(), false)
             }
             ClientMessage::Rooms => self.list_rooms(from),
+            ClientMessage::Auth { .. } => Err(Refusal::new(
+                ErrorCode::InvalidField,
+                "already authenticated",
+            )),
             ClientMessage::Offer { target_id, sdp } => {
                 self.forward(from, Some(&target_id), sdp, |from_id, from_user_id, sdp| {
                     ServerMessage::Offer {
@@ -159,8 +190,25 @@ impl Relay {
             ),
         };
         match result {
-            Ok(out) => self.deliver(out),
-            Err(refusal) => self.refuse(from, refusal),
+            Ok(out) => {
+                let refused = out.items.iter().find_map(|(_, m)| match m {
+                    ServerMessage::JoinError { code, .. } => {
+                        Some(code.unwrap_or(ErrorCode::Unknown))
+                    }
+                    _ => None,
+                });
+                if refused.is_none() && matches!(kind, "offer" | "answer" | "candidate" | "message")
+                {
+                    self.shared.metrics.relayed(kind);
+                }
+                self.deliver(out);
+                refused.map_or(Ok(()), Err)
+            }
+            Err(refusal) => {
+                let code = refusal.code;
+                self.refuse(from, refusal);
+                Err(code)
+            }
         }
     }
 
@@ -242,6 +290,7 @@ impl Relay {
     /// Removes a connection whose queue is full and tells its task to drop the socket.
     fn drop_slow(&self, peer: PeerTx) {
         tracing::warn!(client = %peer.id(), "outbound queue full: dropping slow consumer");
+        self.shared.metrics.slow_consumer_dropped();
         peer.kick();
         // Telling the room may find more full queues; `deliver` handles them the same way,
         // and each client is removed once, so this ends.

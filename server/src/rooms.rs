@@ -79,6 +79,45 @@ struct Client<S> {
 struct Room {
     members: Vec<ClientId>,
     locked: bool,
+    password: Option<PasswordHash>,
+}
+
+/// A room password, kept only as a salted SHA-256 digest and compared in constant time. (A
+/// slow hash would let joins burn the relay's CPU; the digest never leaves the process.)
+struct PasswordHash {
+    salt: [u8; 16],
+    digest: [u8; 32],
+}
+
+impl PasswordHash {
+    fn new(password: &str) -> Self {
+        let salt: [u8; 16] = rand::random();
+        PasswordHash {
+            salt,
+            digest: Self::digest(&salt, password),
+        }
+    }
+
+    fn digest(salt: &[u8; 16], password: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(salt);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn matches(&self, password: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        Self::digest(&self.salt, password)
+            .ct_eq(&self.digest)
+            .into()
+    }
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
+    }
 }
 
 /// All clients and rooms of one relay.
@@ -136,10 +175,15 @@ impl<S: Clone> RoomState<S> {
     /// Adds a connected client whose user id defaults to its client id. Returns false (and
     /// changes nothing) when the id is taken.
     pub fn connect(&mut self, id: ClientId, tx: S) -> bool {
+        let user_id = UserId::from(id.clone());
+        self.connect_as(id, tx, user_id)
+    }
+
+    /// Adds a connected client with a given user id. Returns false when the id is taken.
+    pub fn connect_as(&mut self, id: ClientId, tx: S, user_id: UserId) -> bool {
         if self.clients.contains_key(&id) {
             return false;
         }
-        let user_id = UserId::from(id.clone());
         self.clients.insert(
             id,
             Client {
@@ -151,6 +195,10 @@ impl<S: Clone> RoomState<S> {
         true
     }
 
+    /// Members in rooms, over all rooms.
+    pub fn member_count(&self) -> usize {
+        self.rooms.values().map(|r| r.members.len()).sum()
+    }
     /// Removes a client, telling its room. Unknown ids are ignored (the client may have been
     /// removed already, e.g. as a slow consumer).
     pub fn disconnect(&mut self, id: &ClientId) -> Outbox<S> {
@@ -175,8 +223,9 @@ impl<S: Clone> RoomState<S> {
         out
     }
 
-    /// `join`: moves the client into `room`, or answers `join-error` and changes nothing.
-    pub fn join(&mut self, id: &ClientId, room_id: RoomId) -> Outbox<S> {
+    /// `join`: moves the client into `room`, or answers `join-error` and changes nothing. The
+    /// client that creates a room may set its password; later joiners must give it.
+    pub fn join(&mut self, id: &ClientId, room_id: RoomId, password: Option<&str>) -> Outbox<S> {
         let mut out = Outbox::default();
         let Some(client) = self.clients.get(id) else {
             return out;
@@ -188,7 +237,7 @@ impl<S: Clone> RoomState<S> {
             out.push(vec![me], joined);
             return out;
         }
-        if let Err(refusal) = self.admits(id, &room_id) {
+        if let Err(refusal) = self.admits(id, &room_id, password) {
             let msg = ServerMessage::JoinError {
                 error: refusal.message,
                 room_id: Some(room_id),
@@ -198,7 +247,10 @@ impl<S: Clone> RoomState<S> {
             return out;
         }
         self.leave_current(id, true, &mut out);
-        let room = self.rooms.entry(room_id.clone()).or_default();
+        let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room {
+            password: password.map(PasswordHash::new),
+            ..Room::default()
+        });
         let others: Vec<S> = room
             .members
             .iter()
@@ -235,9 +287,28 @@ impl<S: Clone> RoomState<S> {
         }
     }
 
-    /// Whether `id` may enter `room_id` (not counting a room it is already in).
-    fn admits(&self, id: &ClientId, room_id: &RoomId) -> Result<(), Refusal> {
+    /// Whether `id` may enter `room_id` with `password` (not counting a room it is already in).
+    fn admits(
+        &self,
+        id: &ClientId,
+        room_id: &RoomId,
+        password: Option<&str>,
+    ) -> Result<(), Refusal> {
         match self.rooms.get(room_id) {
+            Some(Room {
+                password: Some(hash),
+                ..
+            }) if !password.is_some_and(|p| hash.matches(p)) => {
+                let why = if password.is_some() {
+                    "wrong password"
+                } else {
+                    "a password is required"
+                };
+                Err(Refusal::new(
+                    ErrorCode::BadPassword,
+                    format!("room {room_id}: {why}"),
+                ))
+            }
             Some(room) if room.locked => Err(Refusal::new(
                 ErrorCode::RoomLocked,
                 format!("room {room_id} is locked"),
@@ -488,14 +559,14 @@ mod tests {
         for c in ["a", "b", "c"] {
             assert!(s.connect(cid(c), c.to_owned()));
         }
-        assert!(flat(&s.join(&cid("a"), rid("r"))) == pairs(&[("a", "joined")]));
+        assert!(flat(&s.join(&cid("a"), rid("r"), None)) == pairs(&[("a", "joined")]));
         assert_eq!(
-            flat(&s.join(&cid("b"), rid("r"))),
+            flat(&s.join(&cid("b"), rid("r"), None)),
             pairs(&[("b", "joined"), ("a", "user-joined")])
         );
         // Moving to another room: left + user-left first, then joined.
         assert_eq!(
-            flat(&s.join(&cid("a"), rid("q"))),
+            flat(&s.join(&cid("a"), rid("q"), None)),
             pairs(&[("a", "left"), ("b", "user-left"), ("a", "joined")])
         );
         assert_eq!(
@@ -513,10 +584,10 @@ mod tests {
         for c in ["a", "b", "c", "d"] {
             s.connect(cid(c), c.to_owned());
         }
-        s.join(&cid("a"), rid("r"));
-        s.join(&cid("b"), rid("r"));
-        s.join(&cid("c"), rid("q"));
-        let out = s.join(&cid("c"), rid("r"));
+        s.join(&cid("a"), rid("r"), None);
+        s.join(&cid("b"), rid("r"), None);
+        s.join(&cid("c"), rid("q"), None);
+        let out = s.join(&cid("c"), rid("r"), None);
         assert!(matches!(
             &out.items[0].1,
             ServerMessage::JoinError {
@@ -529,7 +600,7 @@ mod tests {
             Some(&rid("q")),
             "a refused join keeps the old room"
         );
-        let out = s.join(&cid("d"), rid("x"));
+        let out = s.join(&cid("d"), rid("x"), None);
         assert!(matches!(
             &out.items[0].1,
             ServerMessage::JoinError {
@@ -539,12 +610,12 @@ mod tests {
         ));
         // c is alone in q, so moving to a new room does not add one.
         assert_eq!(
-            flat(&s.join(&cid("c"), rid("x"))),
+            flat(&s.join(&cid("c"), rid("x"), None)),
             pairs(&[("c", "left"), ("c", "joined")])
         );
         s.set_locked(&cid("c"), None, true).unwrap();
         s.leave(&cid("a"), Some(&rid("r"))).unwrap();
-        let out = s.join(&cid("a"), rid("x"));
+        let out = s.join(&cid("a"), rid("x"), None);
         assert!(matches!(
             &out.items[0].1,
             ServerMessage::JoinError {
@@ -561,9 +632,9 @@ mod tests {
         for c in ["a", "b", "c"] {
             s.connect(cid(c), c.to_owned());
         }
-        s.join(&cid("a"), rid("r"));
-        s.join(&cid("b"), rid("r"));
-        s.join(&cid("c"), rid("q"));
+        s.join(&cid("a"), rid("r"), None);
+        s.join(&cid("b"), rid("r"), None);
+        s.join(&cid("c"), rid("q"), None);
         assert_eq!(
             s.route(&cid("a"), &cid("b")).unwrap().to,
             vec!["b".to_owned()]
@@ -580,6 +651,44 @@ mod tests {
             s.route_broadcast(&cid("b")).unwrap().to,
             vec!["a".to_owned()]
         );
+    }
+
+    #[test]
+    fn the_creator_sets_the_password_and_later_joiners_need_it() {
+        let mut s = state(10, 10);
+        for c in ["a", "b", "c"] {
+            s.connect(cid(c), c.to_owned());
+        }
+        s.join(&cid("a"), rid("r"), Some("s3cret"));
+        let refused = |out: &Outbox<String>| match &out.items[0].1 {
+            ServerMessage::JoinError {
+                code: Some(ErrorCode::BadPassword),
+                error,
+                ..
+            } => {
+                assert!(!error.contains("s3cret"), "the password is never echoed");
+                error.clone()
+            }
+            other => panic!("expected bad-password, got {other:?}"),
+        };
+        assert!(refused(&s.join(&cid("b"), rid("r"), None)).contains("required"));
+        assert!(refused(&s.join(&cid("b"), rid("r"), Some("guess"))).contains("wrong password"));
+        assert_eq!(s.room_of(&cid("b")), None);
+        assert_eq!(
+            flat(&s.join(&cid("b"), rid("r"), Some("s3cret"))),
+            pairs(&[("b", "joined"), ("a", "user-joined")])
+        );
+        // A password given for an existing open room does not lock it.
+        s.join(&cid("c"), rid("open"), None);
+        s.join(&cid("a"), rid("open"), Some("late"));
+        s.leave(&cid("a"), None).unwrap();
+        s.join(&cid("a"), rid("open"), None);
+        assert_eq!(s.room_of(&cid("a")), Some(&rid("open")));
+        // When the room empties it is gone, password and all.
+        s.leave(&cid("b"), None).unwrap();
+        s.join(&cid("b"), rid("r"), None);
+        assert_eq!(s.room_of(&cid("b")), Some(&rid("r")));
+        s.check_invariants();
     }
 
     #[derive(Debug, Clone)]
@@ -613,7 +722,7 @@ mod tests {
                     Op::Disconnect(c) => { s.disconnect(&cid(&c.to_string())); }
                     Op::Join(c, r) => {
                         let id = cid(&c.to_string());
-                        let out = s.join(&id, rid(&format!("room{r}")));
+                        let out = s.join(&id, rid(&format!("room{r}")), None);
                         if s.contains(&id) {
                             let ok = s.room_of(&id) == Some(&rid(&format!("room{r}")));
                             let got = &out.items.iter().find(|(to, _)| to == &vec![c.to_string()])

@@ -12,6 +12,7 @@ use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlVideoElement
 pub struct Ui {
     document: Document,
     room: HtmlInputElement,
+    password: HtmlInputElement,
     join: HtmlElement,
     leave: HtmlElement,
     mic: HtmlElement,
@@ -43,6 +44,7 @@ impl Ui {
         let ui = Ui {
             document: document.clone(),
             room: get(document, "room")?,
+            password: get(document, "password")?,
             join: get(document, "join")?,
             leave: get(document, "leave")?,
             mic: get(document, "mic")?,
@@ -84,6 +86,16 @@ impl Ui {
         self.room.value().trim().to_owned()
     }
 
+    /// The room password typed (empty: none).
+    pub fn password(&self) -> Option<String> {
+        Some(self.password.value()).filter(|p| !p.is_empty())
+    }
+
+    /// Prefills the password field.
+    pub fn set_password(&self, password: &str) {
+        self.password.set_value(password);
+    }
+
     /// Prefills the room field.
     pub fn set_room(&self, room: &str) {
         self.room.set_value(room);
@@ -106,6 +118,9 @@ impl Ui {
     pub fn set_in_call(&self, in_call: bool) {
         let _ = self.join.toggle_attribute_with_force("disabled", in_call);
         let _ = self.room.toggle_attribute_with_force("disabled", in_call);
+        let _ = self
+            .password
+            .toggle_attribute_with_force("disabled", in_call);
         let _ = self.leave.toggle_attribute_with_force("disabled", !in_call);
     }
 

@@ -81,6 +81,10 @@ pub struct PageConfig {
     pub name: Option<String>,
     /// Whether to ask for camera and microphone (`?media=none` joins receive-only).
     pub media: bool,
+    /// Whether `?ice=` chose the ICE servers, over the relay's.
+    pub ice_from_page: bool,
+    /// Room password to prefill (`?password=`).
+    pub password: Option<String>,
 }
 
 impl PageConfig {
@@ -107,16 +111,29 @@ impl PageConfig {
             .document()
             .and_then(|d| d.query_selector("meta[name=ice-servers]").ok().flatten())
             .and_then(|m| m.get_attribute("content"));
+        // Only an explicit `?ice=` beats the ICE servers the relay hands out in `welcome`.
+        let ice_from_page = params.get("ice").is_some();
         let ice = params
             .get("ice")
             .or(meta_ice)
             .unwrap_or_else(|| DEFAULT_ICE.to_owned());
+        // An access token for a relay that requires one goes on the socket's URL.
+        let signal_url = match non_empty("token") {
+            Some(token) => {
+                let sep = if signal_url.contains('?') { '&' } else { '?' };
+                let token = String::from(js_sys::encode_uri_component(&token));
+                format!("{signal_url}{sep}token={token}")
+            }
+            None => signal_url,
+        };
         Ok(PageConfig {
             room: non_empty("room"),
             signal_url,
             ice_servers: ice_servers(&ice),
             name: non_empty("name"),
             media: params.get("media").as_deref() != Some("none"),
+            ice_from_page,
+            password: non_empty("password"),
         })
     }
 }
@@ -130,6 +147,24 @@ pub fn ice_servers(list: &str) -> JsValue {
         servers.push(&server);
     }
     servers.into()
+}
+
+/// The relay's ICE servers as the JS array RTCConfiguration takes.
+fn relay_ice_servers(servers: &[protocol::IceServer]) -> JsValue {
+    let list = js_sys::Array::new();
+    for s in servers {
+        let server = web_sys::RtcIceServer::new();
+        let urls: js_sys::Array = s.urls.iter().map(|u| JsValue::from_str(u)).collect();
+        server.set_urls(&urls);
+        if let Some(username) = &s.username {
+            server.set_username(username);
+        }
+        if let Some(credential) = &s.credential {
+            server.set_credential(credential);
+        }
+        list.push(&server);
+    }
+    list.into()
 }
 
 /// Entry point: runs the app in the page.
@@ -164,6 +199,9 @@ async fn run() -> Result<(), WebError> {
     let ui = Ui::new(&document, &events)?;
     if let Some(room) = &config.room {
         ui.set_room(room);
+    }
+    if let Some(password) = &config.password {
+        ui.set_password(password);
     }
     ui.set_in_call(false);
     ui.set_status("not connected");
@@ -251,6 +289,7 @@ impl App {
             }
             AppEvent::JoinClicked => {
                 let room = self.ui.room();
+                self.core.set_password(self.ui.password());
                 match RoomId::new(room.as_str()) {
                     Ok(room_id) => {
                         self.ui.stamp("data-join-at");
@@ -388,6 +427,11 @@ impl App {
                     }
                 }
                 self.ui.set_media_on(kind, on);
+            }
+            Command::UseIceServers(servers) => {
+                if !self.config.ice_from_page {
+                    self.config.ice_servers = relay_ice_servers(&servers);
+                }
             }
             Command::Status(text) => {
                 self.ui.set_status(&text);
