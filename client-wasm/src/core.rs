@@ -74,8 +74,8 @@ pub enum Event {
 /// What the web layer must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Open the signaling socket.
-    Connect,
+    /// Open the signaling socket, resuming the session of this token when there is one.
+    Connect(Option<String>),
     /// Call back with [`Event::ReconnectDue`] after this many milliseconds.
     ScheduleReconnect(u32),
     /// Send a message to the relay.
@@ -154,6 +154,8 @@ pub struct Core {
     user_name: Option<UserId>,
     /// The room password sent with `join`.
     password: Option<String>,
+    /// The relay's token for resuming this session after a dropped socket.
+    resume_token: Option<String>,
     mic_on: bool,
     cam_on: bool,
     attempt: u32,
@@ -178,6 +180,7 @@ impl Core {
             names: BTreeMap::new(),
             user_name,
             password: None,
+            resume_token: None,
             mic_on: true,
             cam_on: true,
             attempt: 0,
@@ -230,7 +233,7 @@ impl Core {
                     Link::Down => {
                         self.link = Link::Connecting;
                         out.push(Command::Status("connecting…".into()));
-                        out.push(Command::Connect);
+                        out.push(Command::Connect(None));
                     }
                     Link::Connecting => {}
                 }
@@ -263,7 +266,6 @@ impl Core {
             Event::SignalClosed => {
                 let was = self.link;
                 self.link = Link::Down;
-                self.me = None;
                 self.in_room = false;
                 if self.room.is_some() {
                     // Calls in progress keep their media; peers are replaced after rejoining.
@@ -286,7 +288,7 @@ impl Core {
             }
             Event::ReconnectDue => {
                 if self.link == Link::Connecting && self.room.is_some() {
-                    out.push(Command::Connect);
+                    out.push(Command::Connect(self.resume_token.clone()));
                 }
             }
             Event::Signal(msg) => self.on_signal(msg, &mut out),
@@ -364,8 +366,19 @@ impl Core {
             ServerMessage::Welcome {
                 client_id,
                 ice_servers,
-                ..
+                resume_token,
+                resumed,
             } => {
+                self.resume_token = resume_token;
+                if resumed && self.me.as_ref().is_none_or(|me| *me == client_id) {
+                    // The same session: room, peers and calls go on untouched.
+                    self.me = Some(client_id);
+                    self.in_room = self.room.is_some();
+                    out.push(Command::Status(
+                        "reconnected to the relay (session resumed)".into(),
+                    ));
+                    return;
+                }
                 self.me = Some(client_id);
                 // A new session: peers of the old one can't be reached any more.
                 self.close_all(out);

@@ -22,12 +22,13 @@ fn cand(n: u32) -> Payload {
 /// A core that joined `room` as client `me`, connected, with no peers yet.
 fn welcomed(me: &str) -> Core {
     let mut core = Core::new(Some(UserId::new("me").unwrap()));
-    assert_eq!(core.handle(Event::Join(room()))[1], Command::Connect);
+    assert_eq!(core.handle(Event::Join(room()))[1], Command::Connect(None));
     core.handle(Event::SignalOpen);
     let cmds = core.handle(Event::Signal(ServerMessage::Welcome {
         client_id: cid(me),
         ice_servers: vec![],
         resume_token: None,
+        resumed: false,
     }));
     assert_eq!(
         cmds,
@@ -346,7 +347,10 @@ fn signaling_loss_reconnects_with_backoff_and_rejoins() {
     let cmds = core.handle(Event::SignalClosed);
     assert!(matches!(&cmds[0], Command::Status(s) if s.contains("reconnecting")));
     assert_eq!(cmds[1], Command::ScheduleReconnect(reconnect_delay(0)));
-    assert_eq!(core.handle(Event::ReconnectDue), vec![Command::Connect]);
+    assert_eq!(
+        core.handle(Event::ReconnectDue),
+        vec![Command::Connect(None)]
+    );
     // The relay is still down: the next delay is longer.
     let cmds = core.handle(Event::SignalClosed);
     assert_eq!(cmds[1], Command::ScheduleReconnect(reconnect_delay(1)));
@@ -359,6 +363,7 @@ fn signaling_loss_reconnects_with_backoff_and_rejoins() {
         client_id: cid("m2"),
         ice_servers: vec![],
         resume_token: None,
+        resumed: false,
     }));
     assert_eq!(cmds[0], Command::ClosePeer(cid("a")));
     assert_eq!(
@@ -423,6 +428,7 @@ fn the_room_password_goes_with_every_join_and_welcome_ice_servers_are_used() {
         client_id: cid("m"),
         ice_servers: ice.clone(),
         resume_token: None,
+        resumed: false,
     }));
     assert_eq!(
         cmds,
@@ -443,5 +449,50 @@ fn the_room_password_goes_with_every_join_and_welcome_ice_servers_are_used() {
             room_id: RoomId::new("other").unwrap(),
             password: None
         }))
+    );
+}
+
+#[test]
+fn a_dropped_socket_resumes_the_session_and_keeps_the_calls() {
+    let mut core = Core::new(None);
+    core.handle(Event::Join(room()));
+    core.handle(Event::SignalOpen);
+    let welcome = |token: &str, resumed: bool| {
+        Event::Signal(ServerMessage::Welcome {
+            client_id: cid("m"),
+            ice_servers: vec![],
+            resume_token: Some(token.into()),
+            resumed,
+        })
+    };
+    core.handle(welcome("t1", false));
+    core.handle(joined(&["a"]));
+    core.handle(Event::SignalClosed);
+    // Reconnecting presents the session's token.
+    assert_eq!(
+        core.handle(Event::ReconnectDue),
+        vec![Command::Connect(Some("t1".into()))]
+    );
+    core.handle(Event::SignalOpen);
+    let cmds = core.handle(welcome("t2", true));
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, Command::ClosePeer(_) | Command::Send(_))),
+        "the call goes on without rejoining: {cmds:?}"
+    );
+    assert_eq!(core.peer_ids().collect::<Vec<_>>(), vec![&cid("a")]);
+    // Candidates keep flowing to the peer.
+    assert_eq!(
+        core.handle(Event::LocalCandidate(cid("a"), Some(cand(1))))
+            .len(),
+        1,
+        "the link is up again"
+    );
+    // The rotated token is the one used next time.
+    core.handle(Event::SignalClosed);
+    assert_eq!(
+        core.handle(Event::ReconnectDue),
+        vec![Command::Connect(Some("t2".into()))]
     );
 }

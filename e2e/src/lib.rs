@@ -312,3 +312,56 @@ impl Page {
         Ok(())
     }
 }
+
+/// A TCP proxy in front of the relay whose connections can all be cut at once with a reset, to
+/// play a network blip between browser pages and the relay.
+pub struct BlipProxy {
+    /// The proxy's address (give pages `signal=ws://<addr>/ws`).
+    pub addr: SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlipProxy {
+    /// Proxies a free loopback port to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Result<BlipProxy> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut c, mut s) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut c, &mut s) => {}
+                        _ = cuts.changed() => {
+                            // A reset on both sides, as a failing network path looks.
+                            #[allow(deprecated)]
+                            {
+                                let _ = c.set_linger(Some(Duration::ZERO));
+                                let _ = s.set_linger(Some(Duration::ZERO));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Ok(BlipProxy { addr, cut, task })
+    }
+
+    /// Resets every connection open through the proxy.
+    pub fn blip(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for BlipProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -257,3 +257,48 @@ async fn a_call_with_tokens_and_a_room_password() {
     }
     harness.stop().await.unwrap();
 }
+
+/// A network blip between one page and the relay: the page resumes its session, keeps its
+/// client id, and neither page's call is torn down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_blip_does_not_tear_down_the_call() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let proxy = e2e::BlipProxy::start(harness.addr).await.unwrap();
+    let a = harness.page("room=e2e-blip&ice=").await.unwrap();
+    let b = harness
+        .page(&format!("room=e2e-blip&ice=&signal=ws://{}/ws", proxy.addr))
+        .await
+        .unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let before = ids(&[&a, &b]).await;
+    // Mark the tiles: a torn-down call would replace them with new elements.
+    let mark = "document.querySelectorAll('#grid .tile').forEach(t => t.dataset.mark = 'kept');";
+    a.eval(mark).await.unwrap();
+    b.eval(mark).await.unwrap();
+
+    proxy.blip();
+    b.wait_for("the page to resume its session", MEDIA_DEADLINE, |p| {
+        Box::pin(async move { Ok(p.status().await?.contains("session resumed")) })
+    })
+    .await
+    .unwrap();
+    assert_eq!(ids(&[&a, &b]).await, before, "same client ids");
+    let kept = "return Array.from(document.querySelectorAll('#grid .tile'))\
+                .map(t => [t.dataset.mark, t.querySelector('video').videoWidth > 0]);";
+    for page in [&a, &b] {
+        assert_eq!(
+            page.eval(kept).await.unwrap(),
+            serde_json::json!([["kept", true]])
+        );
+    }
+    // Signaling still works through the resumed session: a third page joins both.
+    let c = harness.page("room=e2e-blip&ice=").await.unwrap();
+    join(&c).await;
+    assert_full_mesh(&[&a, &b, &c]).await;
+    for page in [a, b, c] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}

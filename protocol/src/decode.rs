@@ -159,6 +159,8 @@ struct Envelope<'a> {
     rooms: Raw<'a>,
     #[serde(borrow, default)]
     truncated: Raw<'a>,
+    #[serde(borrow, default)]
+    resumed: Raw<'a>,
 }
 
 /// An [`Envelope`] read from a JSON object only. The derived `Deserialize` of a struct also
@@ -366,6 +368,7 @@ impl ServerMessage {
                 client_id: cid(e.client_id, "clientId")?,
                 ice_servers: parse_raw(e.ice_servers, "iceServers")?.unwrap_or_default(),
                 resume_token: opt_str(e.resume_token, "resumeToken")?.map(Cow::into_owned),
+                resumed: parse_raw(e.resumed, "resumed")?.unwrap_or(false),
             },
             "registered" => ServerMessage::Registered {
                 user_id: uid(e.user_id, "userId")?,

@@ -261,6 +261,10 @@ pub enum ServerMessage {
         /// socket drops, within the relay's grace period.
         #[serde(skip_serializing_if = "Option::is_none")]
         resume_token: Option<String>,
+        /// Extension: true when this connection resumed an earlier session (same client id
+        /// and room, the others were not told it left); messages queued meanwhile follow.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
     /// Answer to `register`.
     Registered {

@@ -145,7 +145,10 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
         prop::option::of(user_id()).prop_map(|user_id| ClientMessage::Register { user_id }),
-        room_id().prop_map(|room_id| ClientMessage::Join { room_id, password: None }),
+        room_id().prop_map(|room_id| ClientMessage::Join {
+            room_id,
+            password: None
+        }),
         prop::option::of(room_id()).prop_map(|room_id| ClientMessage::Leave { room_id }),
         (client_id(), payload())
             .prop_map(|(target_id, sdp)| ClientMessage::Offer { target_id, sdp }),
@@ -183,7 +186,8 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
         client_id().prop_map(|client_id| ServerMessage::Welcome {
             client_id,
             ice_servers: vec![],
-            resume_token: None
+            resume_token: None,
+            resumed: false
         }),
         user_id().prop_map(|user_id| ServerMessage::Registered { user_id }),
         (

@@ -295,6 +295,7 @@ fn server_welcome() {
             client_id: cid("c-1"),
             ice_servers: vec![],
             resume_token: None,
+            resumed: false,
         },
     );
 }
@@ -597,7 +598,10 @@ fn strings_with_escapes_and_unicode() {
     // Escapes in the type name are resolved like anywhere else in JSON.
     assert_eq!(
         ClientMessage::decode(r#"{"type":"jo\u0069n","roomId":"r"}"#),
-        Ok(ClientMessage::Join { room_id: rid("r"), password: None })
+        Ok(ClientMessage::Join {
+            room_id: rid("r"),
+            password: None
+        })
     );
 }
 
@@ -731,7 +735,10 @@ fn unknown_fields_are_ignored() {
             r#"{"type":"join","roomId":"r","extra":1,"nested":{"a":[1,{"b":null}]},"sdp":"x","#,
             r#""userId":42}"#,
         )),
-        Ok(ClientMessage::Join { room_id: rid("r"), password: None })
+        Ok(ClientMessage::Join {
+            room_id: rid("r"),
+            password: None
+        })
     );
     assert_eq!(
         ClientMessage::decode(r#"{"type":"rooms","roomId":["not","checked"],"content":{}}"#),
@@ -743,6 +750,7 @@ fn unknown_fields_are_ignored() {
             client_id: cid("c-1"),
             ice_servers: vec![],
             resume_token: None,
+            resumed: false,
         })
     );
 }
@@ -1090,7 +1098,10 @@ fn id_length_limit() {
         let ok = unit.repeat(128);
         assert_eq!(
             ClientMessage::decode(&format!(r#"{{"type":"join","roomId":"{ok}"}}"#)),
-            Ok(ClientMessage::Join { room_id: rid(&ok), password: None })
+            Ok(ClientMessage::Join {
+                room_id: rid(&ok),
+                password: None
+            })
         );
         client_round_trip(
             &format!(r#"{{"type":"register","userId":"{ok}"}}"#),
@@ -1258,6 +1269,7 @@ fn server_welcome_with_extensions() {
                 },
             ],
             resume_token: Some("r-9".into()),
+            resumed: false,
         },
     );
 }

@@ -146,6 +146,12 @@ pub struct Config {
     #[arg(long, env = "SIGNAL_DRAIN_TIME", default_value = "0s", value_parser = parse_duration)]
     pub drain_time: Duration,
 
+    /// How long a client whose connection was lost (network error or heartbeat timeout, not
+    /// a clean close) can resume its session with the `resumeToken` of its `welcome`: same
+    /// client id and room, messages queued meanwhile delivered. 0 disables resuming.
+    #[arg(long, env = "SIGNAL_RESUME_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub resume_grace: Duration,
+
     /// Log format: text or json.
     #[arg(long, env = "SIGNAL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -45,8 +45,10 @@ pub struct ConnLimits {
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
-    /// The socket failed or ended: nothing more to send.
+    /// The socket ended (EOF): nothing more to send.
     Gone,
+    /// The socket failed (reset, write error): the session may be resumed.
+    Lost,
     /// The peer sent Close; tungstenite queued the reply, which must still be flushed.
     PeerClosed,
     /// The relay is shutting down.
@@ -64,7 +66,7 @@ enum Exit {
 impl Exit {
     fn close_frame(self) -> Option<CloseFrame> {
         let (code, reason) = match self {
-            Exit::Gone | Exit::Slow | Exit::PeerClosed => return None,
+            Exit::Gone | Exit::Lost | Exit::Slow | Exit::PeerClosed => return None,
             Exit::Shutdown => (CloseCode::Away, "server shutting down"),
             Exit::Idle => (CloseCode::Away, "heartbeat timeout"),
             Exit::TooBig => (CloseCode::Size, "message too big"),
@@ -143,6 +145,8 @@ pub struct Session {
     pub auth: AuthState,
     /// Its address's share of the per-address limits.
     pub ticket: Option<IpTicket>,
+    /// A resume token from the connect URL (`?resume=`).
+    pub resume: Option<String>,
 }
 
 /// How long an unauthenticated connection may take to send its `auth` message.
@@ -162,6 +166,7 @@ async fn authenticate<S>(
     auth: AuthState,
     session: &Option<IpTicket>,
     metrics: &Metrics,
+    shutdown: &CancellationToken,
 ) -> Result<Option<Claims>, ()>
 where
     S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
@@ -171,16 +176,26 @@ where
         AuthState::Verified(claims) => return Ok(Some(claims)),
         AuthState::Failed(e) => Err((e.to_string(), Some(auth_failure_kind(&e)))),
         AuthState::Pending(cfg) => {
-            let first = tokio::time::timeout(AUTH_TIMEOUT, async {
+            let read_first = tokio::time::timeout(AUTH_TIMEOUT, async {
                 loop {
                     match ws.next().await {
                         Some(Ok(Message::Text(t))) => return Some(t),
+                        // Not an `auth` message either: refused like any other first message.
+                        Some(Ok(Message::Binary(_))) => return Some(Default::default()),
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
                         _ => return None,
                     }
                 }
-            })
-            .await;
+            });
+            // Shutdown must not wait for a client that has not authenticated yet.
+            let first = tokio::select! {
+                first = read_first => first,
+                () = shutdown.cancelled() => {
+                    let close = Message::Close(Exit::Shutdown.close_frame());
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.send(close)).await;
+                    return Err(());
+                }
+            };
             match first {
                 Ok(Some(text)) => match ClientMessage::decode(&text) {
                     Ok(ClientMessage::Auth { token }) => {
@@ -237,11 +252,31 @@ pub async fn serve<S>(
     S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
 {
     let metrics = relay.metrics().clone();
-    let Session { auth, ticket } = session;
-    let Ok(claims) = authenticate(&mut ws, auth, &ticket, &metrics).await else {
+    let Session {
+        auth,
+        ticket,
+        resume,
+    } = session;
+    let Ok(claims) = authenticate(&mut ws, auth, &ticket, &metrics, &shutdown).await else {
         return;
     };
-    let PeerRx { id, queue } = relay.connect(claims.as_ref().map(|c| c.sub.clone()));
+    let user = claims.as_ref().map(|c| c.sub.clone());
+    let PeerRx { id, queue } = match resume {
+        Some(token) => match relay.resume(&token, user.as_ref()) {
+            Some(peer) => peer,
+            None => {
+                // A fresh session instead, and the client is told why.
+                let peer = relay.connect(user);
+                metrics.refused(ErrorCode::ResumeFailed);
+                relay.refuse(&peer.id, Refusal::new(
+                    ErrorCode::ResumeFailed,
+                    "session not resumed (unknown token or grace period over): this is a new session",
+                ));
+                peer
+            }
+        },
+        None => relay.connect(user),
+    };
     metrics.connection_opened();
     tracing::debug!(client = %id, "connected");
     let mut limiter = RateLimiter::new(&limits, ticket);
@@ -269,7 +304,7 @@ pub async fn serve<S>(
                 tokio::select! {
                     res = tokio::time::timeout(limits.write_timeout, write) => match res {
                         Ok(Ok(())) => {}
-                        Ok(Err(_)) => break Exit::Gone,
+                        Ok(Err(_)) => break Exit::Lost,
                         Err(_) => break Exit::Slow,
                     },
                     () = queue.kicked() => break Exit::Slow,
@@ -327,9 +362,14 @@ pub async fn serve<S>(
                         tracing::info!(client = %id, size, max_size, "message too big");
                         break Exit::TooBig;
                     }
+                    // The peer closed TCP without a Close frame: it went away on purpose (a
+                    // process that exits); network trouble shows as an I/O error or silence.
+                    Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                        break Exit::Gone;
+                    }
                     Some(Err(e)) => {
                         tracing::debug!(client = %id, error = %e, "read failed");
-                        break Exit::Gone;
+                        break Exit::Lost;
                     }
                 }
             }
@@ -339,13 +379,18 @@ pub async fn serve<S>(
                 }
                 let sent = tokio::time::timeout(limits.write_timeout, ws.send(Message::Ping(Default::default()))).await;
                 if !matches!(sent, Ok(Ok(()))) {
-                    break Exit::Gone;
+                    break Exit::Lost;
                 }
             }
         }
     };
 
-    relay.disconnect(&id);
+    // A lost connection (not a clean close) keeps its session for resuming.
+    if matches!(exit, Exit::Lost | Exit::Idle) {
+        relay.detach(id.clone(), queue.clone());
+    } else {
+        relay.disconnect_if(&id, &queue);
+    }
     metrics.connection_closed();
     tracing::debug!(client = %id, reason = ?exit, "disconnected");
     if exit == Exit::PeerClosed {

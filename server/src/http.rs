@@ -224,6 +224,7 @@ fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>, ip: IpAddr) -> Response<B
             None => AuthState::Pending(cfg.clone()),
         },
     };
+    let resume = query_param(req.uri().query(), "resume").map(str::to_owned);
     let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
         tracing::warn!("connection limit reached: upgrade refused");
         return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
@@ -253,6 +254,7 @@ fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>, ip: IpAddr) -> Response<B
             Session {
                 auth,
                 ticket: Some(ticket),
+                resume,
             },
         )
         .await;

@@ -85,6 +85,7 @@ pub async fn run(
             },
             queue_size: config.queue_size,
             room_list: config.room_list,
+            resume_grace: config.resume_grace,
         },
         Arc::new(metrics::Metrics::new()),
         turn::TurnConfig {

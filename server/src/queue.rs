@@ -117,6 +117,18 @@ impl Outbound {
         }
     }
 
+    /// Takes every queued message out (to move them to a resumed connection's queue).
+    pub fn take_all(&self) -> VecDeque<Utf8Bytes> {
+        std::mem::take(&mut self.state().items)
+    }
+
+    /// Queues `msg` first, ahead of what is queued, whatever the capacity (the `welcome` of a
+    /// resumed session, which must precede the messages kept for it).
+    pub fn push_front(&self, msg: Utf8Bytes) {
+        self.state().items.push_front(msg);
+        self.ready.notify_one();
+    }
+
     /// Whether the relay dropped this connection.
     pub fn is_kicked(&self) -> bool {
         self.state().kicked

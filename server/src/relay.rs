@@ -13,7 +13,9 @@ use crate::rooms::{Outbox, Refusal, RoomLimits, RoomState, Route};
 use crate::turn::TurnConfig;
 use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage, UserId};
 use rand::distr::{Alphanumeric, SampleString};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Rooms listed in one `rooms` answer at most.
@@ -21,6 +23,9 @@ const ROOM_LIST_LIMIT: usize = 1000;
 
 /// Length of generated client ids (alphanumeric: about 71 bits, not guessable).
 const CLIENT_ID_LEN: usize = 12;
+
+/// Length of resume tokens (alphanumeric: about 190 bits; a bearer secret).
+const RESUME_TOKEN_LEN: usize = 32;
 
 /// What a connection task holds: its id and its outbound queue.
 pub struct PeerRx {
@@ -39,6 +44,15 @@ pub struct RelayLimits {
     pub queue_size: usize,
     /// Whether `rooms` is answered.
     pub room_list: bool,
+    /// How long a session whose socket was lost can be resumed (zero: never).
+    pub resume_grace: Duration,
+}
+
+/// Resume tokens, both ways.
+#[derive(Default)]
+struct Sessions {
+    by_token: HashMap<String, ClientId>,
+    by_client: HashMap<ClientId, String>,
 }
 
 /// Clonable handle to the relay's shared state.
@@ -49,6 +63,8 @@ pub struct Relay {
 
 struct Shared {
     state: Mutex<RoomState<PeerTx>>,
+    /// Resume tokens of live sessions. Never locked while `state` is.
+    sessions: Mutex<Sessions>,
     limits: RelayLimits,
     metrics: Arc<Metrics>,
     turn: TurnConfig,
@@ -58,9 +74,11 @@ impl Relay {
     /// A relay with no clients, counting into `metrics` and handing out ICE servers from `turn`.
     pub fn new(limits: RelayLimits, metrics: Arc<Metrics>, turn: TurnConfig) -> Self {
         let state = Mutex::new(RoomState::new(limits.rooms));
+        let sessions = Mutex::new(Sessions::default());
         Relay {
             shared: Arc::new(Shared {
                 state,
+                sessions,
                 limits,
                 metrics,
                 turn,
@@ -109,20 +127,122 @@ impl Relay {
         let user = user.unwrap_or_else(|| UserId::from(id.clone()));
         state.connect_as(id.clone(), queue.clone(), user.clone());
         drop(state);
-        let ice_servers =
-            crate::turn::ice_servers(&self.shared.turn, user.as_str(), crate::auth::now_unix());
-        let welcome = ServerMessage::Welcome {
-            client_id: id.clone(),
-            ice_servers,
-            resume_token: None,
-        };
+        let resume_token = self.new_session(&id);
+        let welcome = self.welcome(&id, &user, resume_token, false);
         self.send_to(&queue, &welcome);
         PeerRx { id, queue }
+    }
+
+    /// Resumes the session of `token` on a new connection: same client id and room, with the
+    /// messages queued for it meanwhile, after a `welcome` with `resumed: true`. `None` when
+    /// the token is unknown or its grace period is over, or `user` (from an access token) is
+    /// not the session's user.
+    pub fn resume(&self, token: &str, user: Option<&UserId>) -> Option<PeerRx> {
+        let id = self.sessions().by_token.get(token).cloned()?;
+        let mut state = self.state();
+        let session_user = state.user_of(&id)?.clone();
+        if user.is_some_and(|u| *u != session_user) {
+            return None;
+        }
+        let queue = Outbound::new(id.clone(), self.shared.limits.queue_size);
+        let old = state.replace_sender(&id, queue.clone())?;
+        // Move what waited for the client; the old connection (if still there) then ends
+        // without removing the client, which is no longer its.
+        for msg in old.take_all() {
+            let _ = queue.push(msg);
+        }
+        drop(state);
+        old.kick();
+        let resume_token = self.new_session(&id);
+        let welcome = self.welcome(&id, &session_user, resume_token, true);
+        queue.push_front(Utf8Bytes::from(welcome.encode()));
+        tracing::debug!(client = %id, "session resumed");
+        Some(PeerRx { id, queue })
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        self.shared
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh resume token for `id`, when resuming is on.
+    fn new_session(&self, id: &ClientId) -> Option<String> {
+        if self.shared.limits.resume_grace.is_zero() {
+            return None;
+        }
+        let token = Alphanumeric.sample_string(&mut rand::rng(), RESUME_TOKEN_LEN);
+        let mut sessions = self.sessions();
+        // One token per client: a new one (on resume) replaces the old.
+        if let Some(old) = sessions.by_client.insert(id.clone(), token.clone()) {
+            sessions.by_token.remove(&old);
+        }
+        sessions.by_token.insert(token.clone(), id.clone());
+        Some(token)
+    }
+
+    fn welcome(
+        &self,
+        id: &ClientId,
+        user: &UserId,
+        resume_token: Option<String>,
+        resumed: bool,
+    ) -> ServerMessage {
+        let ice_servers =
+            crate::turn::ice_servers(&self.shared.turn, user.as_str(), crate::auth::now_unix());
+        ServerMessage::Welcome {
+            client_id: id.clone(),
+            ice_servers,
+            resume_token,
+            resumed,
+        }
+    }
+
+    /// Removes client `id` if `queue` is still its connection's (not replaced by a resume).
+    pub fn disconnect_if(&self, id: &ClientId, queue: &PeerTx) {
+        let mut state = self.state();
+        if !state
+            .sender(id)
+            .is_some_and(|current| Arc::ptr_eq(current, queue))
+        {
+            return;
+        }
+        let out = state.disconnect(id);
+        drop(state);
+        self.forget_session(id);
+        self.deliver(out);
+    }
+
+    /// Keeps client `id` (its room, its queue) for the resume grace period after its socket was
+    /// lost; removes it then unless a new connection resumed it. The room is not told unless
+    /// the client does not come back.
+    pub fn detach(&self, id: ClientId, queue: PeerTx) {
+        let grace = self.shared.limits.resume_grace;
+        if grace.is_zero() {
+            return self.disconnect_if(&id, &queue);
+        }
+        tracing::debug!(client = %id, ?grace, "connection lost: session kept for resuming");
+        let relay = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            relay.disconnect_if(&id, &queue);
+        });
+    }
+
+    fn forget_session(&self, id: &ClientId) {
+        if !self.shared.limits.resume_grace.is_zero() {
+            let mut sessions = self.sessions();
+            if let Some(token) = sessions.by_client.remove(id) {
+                sessions.by_token.remove(&token);
+            }
+        }
     }
 
     /// Removes a connection and tells its room. Safe to call more than once.
     pub fn disconnect(&self, id: &ClientId) {
         let out = self.state().disconnect(id);
+        self.forget_session(id);
         self.deliver(out);
     }
 

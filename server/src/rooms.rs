@@ -476,6 +476,19 @@ impl<S: Clone> RoomState<S> {
         (rooms, truncated)
     }
 
+    /// Replaces a connected client's handle (a resumed session's new connection); returns the
+    /// old one.
+    pub fn replace_sender(&mut self, id: &ClientId, tx: S) -> Option<S> {
+        self.clients
+            .get_mut(id)
+            .map(|c| std::mem::replace(&mut c.tx, tx))
+    }
+
+    /// A connected client's user id.
+    pub fn user_of(&self, id: &ClientId) -> Option<&UserId> {
+        self.clients.get(id).map(|c| &c.user_id)
+    }
+
     /// The handle of a connected client.
     pub fn sender(&self, id: &ClientId) -> Option<&S> {
         self.clients.get(id).map(|c| &c.tx)

@@ -42,6 +42,8 @@ async fn a_silent_client_is_dropped_and_its_room_told() {
     let server = TestServer::start(Config {
         ping_interval: Duration::from_millis(50),
         idle_timeout: Duration::from_millis(200),
+        // Without resuming, the room is told at once (resume.rs covers the grace period).
+        resume_grace: Duration::ZERO,
         ..config()
     })
     .await;

@@ -333,10 +333,21 @@ impl App {
 
     fn execute(&mut self, command: Command) -> Result<(), WebError> {
         match command {
-            Command::Connect => {
+            Command::Connect(resume) => {
                 self.generation += 1;
+                let url = match resume {
+                    Some(token) => {
+                        let sep = if self.config.signal_url.contains('?') {
+                            '&'
+                        } else {
+                            '?'
+                        };
+                        format!("{}{sep}resume={token}", self.config.signal_url)
+                    }
+                    None => self.config.signal_url.clone(),
+                };
                 // Replacing the old socket (if any) closes it; its late events are ignored.
-                match signal::open(&self.config.signal_url, self.generation, &self.events) {
+                match signal::open(&url, self.generation, &self.events) {
                     Ok(tx) => self.signal = Some(tx),
                     Err(e) => {
                         self.show(&e);

@@ -59,6 +59,14 @@ impl TestServer {
         Client::connect(&self.url()).await
     }
 
+    /// Sends the shutdown signal and returns at once, so a test can watch the relay drain; await
+    /// `handle` to see `run` return (`shutdown` must not be called after this).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Triggers graceful shutdown and waits for `run` to return.
     pub async fn shutdown(mut self) {
         let _ = self.stop.take().unwrap().send(());
