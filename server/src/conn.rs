@@ -257,7 +257,9 @@ pub async fn serve<S>(
         ticket,
         resume,
     } = session;
-    let Ok(claims) = authenticate(&mut ws, auth, &ticket, &metrics, &shutdown).await else {
+    // Boxed: its state would otherwise stay in every connection's future for its whole life.
+    let Ok(claims) = Box::pin(authenticate(&mut ws, auth, &ticket, &metrics, &shutdown)).await
+    else {
         return;
     };
     let user = claims.as_ref().map(|c| c.sub.clone());
