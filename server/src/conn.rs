@@ -447,12 +447,5 @@ fn handle(
             _ => {}
         }
     }
-    let relayed = matches!(
-        msg,
-        ClientMessage::Offer { .. }
-            | ClientMessage::Answer { .. }
-            | ClientMessage::Candidate { .. }
-            | ClientMessage::Message { .. }
-    );
-    relay.handle(id, msg).map(|()| relayed)
+    relay.handle(id, msg)
 }

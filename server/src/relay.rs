@@ -246,9 +246,10 @@ impl Relay {
         self.deliver(out);
     }
 
-    /// Handles one decoded message from `from`; returns the code of a refusal (`error` or
+    /// Handles one decoded message from `from`; returns whether it was relayed to another
+    /// client (offer, answer, candidate, message), or the code of the refusal (`error` or
     /// `join-error`) it answered with.
-    pub fn handle(&self, from: &ClientId, msg: ClientMessage) -> Result<(), ErrorCode> {
+    pub fn handle(&self, from: &ClientId, msg: ClientMessage) -> Result<bool, ErrorCode> {
         let kind = msg.kind();
         let result = match msg {
             ClientMessage::Register { user_id } => Ok(self.state().register(from, user_id)),
@@ -317,12 +318,12 @@ impl Relay {
                     }
                     _ => None,
                 });
-                if refused.is_none() && matches!(kind, "offer" | "answer" | "candidate" | "message")
-                {
+                let relayed = matches!(kind, "offer" | "answer" | "candidate" | "message");
+                if refused.is_none() && relayed {
                     self.shared.metrics.relayed(kind);
                 }
                 self.deliver(out);
-                refused.map_or(Ok(()), Err)
+                refused.map_or(Ok(relayed), Err)
             }
             Err(refusal) => {
                 let code = refusal.code;
