@@ -268,7 +268,7 @@ pub async fn serve<S>(
             Some(peer) => peer,
             None => {
                 // A fresh session instead, and the client is told why.
-                let peer = relay.connect(user);
+                let peer = relay.connect(user).await;
                 metrics.refused(ErrorCode::ResumeFailed);
                 relay.refuse(&peer.id, Refusal::new(
                     ErrorCode::ResumeFailed,
@@ -277,7 +277,7 @@ pub async fn serve<S>(
                 peer
             }
         },
-        None => relay.connect(user),
+        None => relay.connect(user).await,
     };
     metrics.connection_opened();
     tracing::debug!(client = %id, "connected");
@@ -328,7 +328,7 @@ pub async fn serve<S>(
                         }
                         let received = Instant::now();
                         let refused = match ClientMessage::decode(&text) {
-                            Ok(msg) => handle(&relay, &id, msg, claims.as_ref()),
+                            Ok(msg) => handle(&relay, &id, msg, claims.as_ref()).await,
                             Err(e) => {
                                 let code = e.code;
                                 relay.refuse(&id, Refusal::new(e.code, e.message));
@@ -391,7 +391,7 @@ pub async fn serve<S>(
     if matches!(exit, Exit::Lost | Exit::Idle) {
         relay.detach(id.clone(), queue.clone());
     } else {
-        relay.disconnect_if(&id, &queue);
+        relay.disconnect_if(&id, &queue).await;
     }
     metrics.connection_closed();
     tracing::debug!(client = %id, reason = ?exit, "disconnected");
@@ -415,7 +415,7 @@ pub async fn serve<S>(
 
 /// Handles one message, applying the access token's rules first: the token fixes the user id
 /// and may restrict rooms. Returns whether it was relayed to someone, or the refusal's code.
-fn handle(
+async fn handle(
     relay: &Relay,
     id: &ClientId,
     msg: ClientMessage,
@@ -447,5 +447,5 @@ fn handle(
             _ => {}
         }
     }
-    relay.handle(id, msg)
+    relay.handle(id, msg).await
 }

@@ -1,13 +1,18 @@
 //! A hardened WebSocket signaling relay for WebRTC calls.
 //!
 //! Layout:
-//! - `config.rs`: every limit and timer ([`Config`]), from flags or the environment.
-//! - `rooms.rs`: the pure room state: membership, caps, locks, routing rules.
-//! - `relay.rs`: [`Relay`], the one owner of that state, and delivery into bounded per-connection
-//!   queues (`queue.rs`).
-//! - `conn.rs`: one `select!` loop per WebSocket: read, write, heartbeat, shutdown.
-//! - `http.rs`: plain HTTP (`/`, `/healthz`, the built browser app) and the WebSocket upgrade,
-//!   on one port.
+//! - `config.rs`: every limit and timer ([`Config`]), from flags, environment or a TOML file.
+//! - `rooms.rs`: the pure room state: membership, caps, locks, passwords, routing rules.
+//! - `router.rs`: the routing interface (membership and routes) and its in-process
+//!   implementation over `rooms.rs`.
+//! - `relay.rs`: [`Relay`], the protocol's logic over a router, client ids, resume sessions,
+//!   and delivery into bounded per-connection queues (`queue.rs`).
+//! - `conn.rs`: one `select!` loop per WebSocket: read, write, heartbeat, shutdown; rate limits
+//!   and authentication.
+//! - `http.rs`: plain HTTP (`/healthz`, `/readyz`, `/metrics`, the built browser app) and the
+//!   WebSocket upgrade, on one port, plain or TLS (`tls.rs`).
+//! - `auth.rs` (access tokens), `guard.rs` (per-address limits), `turn.rs` (ICE servers and
+//!   TURN credentials), `metrics.rs` (Prometheus).
 //!
 //! [`run`] serves a bound listener until a shutdown future completes, then closes every
 //! connection with a Close frame and returns; `main.rs` only parses flags and signals, so tests
@@ -22,6 +27,7 @@ pub mod metrics;
 pub mod queue;
 pub mod relay;
 pub mod rooms;
+pub mod router;
 mod tls;
 pub mod turn;
 

@@ -1,20 +1,24 @@
-//! The relay: one owner of the room state and the delivery of messages to connections.
+//! The relay: the protocol's logic over a [`Router`] (membership and routes, `router.rs`), and
+//! the delivery of messages to connections.
 //!
-//! [`Relay`] is a cheap clonable handle over one `Mutex<RoomState>`. The lock is held only for
-//! synchronous state changes, never across `.await`; what a change produces is encoded and
-//! queued after the lock is released. Every connection has a bounded outbound queue
-//! ([`PeerTx`]); delivery never waits, and a connection whose queue is full is removed at
-//! once (its room is told `user-left`) and its task told to drop the socket, so a client that
-//! does not read never stalls others nor grows the relay's memory.
+//! [`Relay`] is a cheap clonable handle. For each request it asks the router what changes and
+//! whom to tell, then delivers: each message is encoded once and queued for every local
+//! recipient, or handed to the instance holding a remote one. Every connection has a bounded
+//! outbound queue ([`PeerTx`]); delivery never waits, and a connection whose queue is full is
+//! dropped (its room is told `user-left`) and its task told to drop the socket, so a client
+//! that does not read never stalls others nor grows the relay's memory. The relay also issues
+//! client ids and resume tokens, and builds `welcome`.
 
 use crate::metrics::Metrics;
 use crate::queue::{Outbound, PeerTx};
-use crate::rooms::{Outbox, Refusal, RoomLimits, RoomState, Route};
+use crate::rooms::{Outbox, Refusal, RoomLimits, Route};
+use crate::router::{MemoryRouter, Recipient, Router};
 use crate::turn::TurnConfig;
 use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage, UserId};
 use rand::distr::{Alphanumeric, SampleString};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -61,8 +65,11 @@ pub struct Relay {
     shared: Arc<Shared>,
 }
 
+/// The router this relay runs on.
+pub type Backend = MemoryRouter;
+
 struct Shared {
-    state: Mutex<RoomState<PeerTx>>,
+    router: Backend,
     /// Resume tokens of live sessions. Never locked while `state` is.
     sessions: Mutex<Sessions>,
     limits: RelayLimits,
@@ -73,11 +80,11 @@ struct Shared {
 impl Relay {
     /// A relay with no clients, counting into `metrics` and handing out ICE servers from `turn`.
     pub fn new(limits: RelayLimits, metrics: Arc<Metrics>, turn: TurnConfig) -> Self {
-        let state = Mutex::new(RoomState::new(limits.rooms));
+        let router = MemoryRouter::new(limits.rooms);
         let sessions = Mutex::new(Sessions::default());
         Relay {
             shared: Arc::new(Shared {
-                state,
+                router,
                 sessions,
                 limits,
                 metrics,
@@ -91,42 +98,33 @@ impl Relay {
         &self.shared.metrics
     }
 
+    fn router(&self) -> &Backend {
+        &self.shared.router
+    }
+
     /// Members in rooms, over all rooms.
     pub fn member_count(&self) -> usize {
-        self.state().member_count()
-    }
-
-    fn state(&self) -> MutexGuard<'_, RoomState<PeerTx>> {
-        // A panic while holding the lock is a bug; the state stays consistent enough to go on
-        // serving (every operation completes its changes before it can panic).
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Number of connected clients.
-    pub fn client_count(&self) -> usize {
-        self.state().client_count()
+        self.router().counts().members
     }
 
     /// Number of rooms.
     pub fn room_count(&self) -> usize {
-        self.state().room_count()
+        self.router().counts().rooms
     }
 
     /// Registers a new connection under a fresh id and queues its `welcome`. `user` fixes the
     /// user id (from an access token); without it the client id is used until `register`.
-    pub fn connect(&self, user: Option<UserId>) -> PeerRx {
-        let mut state = self.state();
+    pub async fn connect(&self, user: Option<UserId>) -> PeerRx {
         let id = loop {
             let candidate = Alphanumeric.sample_string(&mut rand::rng(), CLIENT_ID_LEN);
             let id = ClientId::new(candidate).expect("generated ids are valid");
-            if !state.contains(&id) {
+            if self.router().sender(&id).is_none() {
                 break id;
             }
         };
         let queue = Outbound::new(id.clone(), self.shared.limits.queue_size);
         let user = user.unwrap_or_else(|| UserId::from(id.clone()));
-        state.connect_as(id.clone(), queue.clone(), user.clone());
-        drop(state);
+        self.router().attach(&id, &queue, &user).await;
         let resume_token = self.new_session(&id);
         let welcome = self.welcome(&id, &user, resume_token, false);
         self.send_to(&queue, &welcome);
@@ -139,19 +137,17 @@ impl Relay {
     /// not the session's user.
     pub fn resume(&self, token: &str, user: Option<&UserId>) -> Option<PeerRx> {
         let id = self.sessions().by_token.get(token).cloned()?;
-        let mut state = self.state();
-        let session_user = state.user_of(&id)?.clone();
+        let session_user = self.router().user_of(&id)?;
         if user.is_some_and(|u| *u != session_user) {
             return None;
         }
         let queue = Outbound::new(id.clone(), self.shared.limits.queue_size);
-        let old = state.replace_sender(&id, queue.clone())?;
+        let old = self.router().replace_sender(&id, queue.clone())?;
         // Move what waited for the client; the old connection (if still there) then ends
         // without removing the client, which is no longer its.
         for msg in old.take_all() {
             let _ = queue.push(msg);
         }
-        drop(state);
         old.kick();
         let resume_token = self.new_session(&id);
         let welcome = self.welcome(&id, &session_user, resume_token, true);
@@ -200,18 +196,11 @@ impl Relay {
     }
 
     /// Removes client `id` if `queue` is still its connection's (not replaced by a resume).
-    pub fn disconnect_if(&self, id: &ClientId, queue: &PeerTx) {
-        let mut state = self.state();
-        if !state
-            .sender(id)
-            .is_some_and(|current| Arc::ptr_eq(current, queue))
-        {
-            return;
+    pub async fn disconnect_if(&self, id: &ClientId, queue: &PeerTx) {
+        if let Some(out) = self.router().remove(id, Some(queue)).await {
+            self.forget_session(id);
+            self.deliver(out);
         }
-        let out = state.disconnect(id);
-        drop(state);
-        self.forget_session(id);
-        self.deliver(out);
     }
 
     /// Keeps client `id` (its room, its queue) for the resume grace period after its socket was
@@ -219,14 +208,13 @@ impl Relay {
     /// the client does not come back.
     pub fn detach(&self, id: ClientId, queue: PeerTx) {
         let grace = self.shared.limits.resume_grace;
-        if grace.is_zero() {
-            return self.disconnect_if(&id, &queue);
-        }
-        tracing::debug!(client = %id, ?grace, "connection lost: session kept for resuming");
         let relay = self.clone();
+        if !grace.is_zero() {
+            tracing::debug!(client = %id, ?grace, "connection lost: session kept for resuming");
+        }
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
-            relay.disconnect_if(&id, &queue);
+            relay.disconnect_if(&id, &queue).await;
         });
     }
 
@@ -239,31 +227,25 @@ impl Relay {
         }
     }
 
-    /// Removes a connection and tells its room. Safe to call more than once.
-    pub fn disconnect(&self, id: &ClientId) {
-        let out = self.state().disconnect(id);
-        self.forget_session(id);
-        self.deliver(out);
-    }
-
     /// Handles one decoded message from `from`; returns whether it was relayed to another
     /// client (offer, answer, candidate, message), or the code of the refusal (`error` or
     /// `join-error`) it answered with.
-    pub fn handle(&self, from: &ClientId, msg: ClientMessage) -> Result<bool, ErrorCode> {
+    pub async fn handle(&self, from: &ClientId, msg: ClientMessage) -> Result<bool, ErrorCode> {
         let kind = msg.kind();
+        let router = self.router();
         let result = match msg {
-            ClientMessage::Register { user_id } => Ok(self.state().register(from, user_id)),
+            ClientMessage::Register { user_id } => Ok(router.register(from, user_id).await),
             ClientMessage::Join { room_id, password } => {
-                Ok(self.state().join(from, room_id, password.as_deref()))
+                Ok(router.join(from, room_id, password.as_deref()).await)
             }
-            ClientMessage::Leave { room_id } => self.state().leave(from, room_id.as_ref()),
+            ClientMessage::Leave { room_id } => router.leave(from, room_id.as_ref()).await,
             ClientMessage::Lock { room_id } => {
-                self.state().set_locked(from, room_id.as_ref(), true)
+                router.set_locked(from, room_id.as_ref(), true).await
             }
             ClientMessage::Unlock { room_id } => {
-                self.state().set_locked(from, room_id.as_ref(), false)
+                router.set_locked(from, room_id.as_ref(), false).await
             }
-            ClientMessage::Rooms => self.list_rooms(from),
+            ClientMessage::Rooms => self.list_rooms(from).await,
             ClientMessage::Auth { .. } => Err(Refusal::new(
                 ErrorCode::InvalidField,
                 "already authenticated",
@@ -276,6 +258,7 @@ impl Relay {
                         sdp,
                     }
                 })
+                .await
             }
             ClientMessage::Answer { target_id, sdp } => {
                 self.forward(from, Some(&target_id), sdp, |from_id, from_user_id, sdp| {
@@ -285,30 +268,37 @@ impl Relay {
                         sdp,
                     }
                 })
+                .await
             }
             ClientMessage::Candidate {
                 target_id,
                 candidate,
-            } => self.forward(
-                from,
-                Some(&target_id),
-                candidate,
-                |from_id, from_user_id, candidate| ServerMessage::Candidate {
-                    from_id,
-                    from_user_id,
+            } => {
+                self.forward(
+                    from,
+                    Some(&target_id),
                     candidate,
-                },
-            ),
-            ClientMessage::Message { target_id, content } => self.forward(
-                from,
-                target_id.as_ref(),
-                content,
-                |from_id, from_user_id, content| ServerMessage::Message {
-                    from_id,
-                    from_user_id,
+                    |from_id, from_user_id, candidate| ServerMessage::Candidate {
+                        from_id,
+                        from_user_id,
+                        candidate,
+                    },
+                )
+                .await
+            }
+            ClientMessage::Message { target_id, content } => {
+                self.forward(
+                    from,
+                    target_id.as_ref(),
                     content,
-                },
-            ),
+                    |from_id, from_user_id, content| ServerMessage::Message {
+                        from_id,
+                        from_user_id,
+                        content,
+                    },
+                )
+                .await
+            }
         };
         match result {
             Ok(out) => {
@@ -338,25 +328,22 @@ impl Relay {
         self.reply(to, &refusal.into_message());
     }
 
-    /// Sends `msg` to `to` alone.
+    /// Sends `msg` to `to` alone (a client connected here).
     pub fn reply(&self, to: &ClientId, msg: &ServerMessage) {
-        let peer = self.state().sender(to).cloned();
-        if let Some(peer) = peer {
+        if let Some(peer) = self.router().sender(to) {
             self.send_to(&peer, msg);
         }
     }
 
-    fn list_rooms(&self, from: &ClientId) -> Result<Outbox<PeerTx>, Refusal> {
+    async fn list_rooms(&self, from: &ClientId) -> Result<Outbox<Recipient>, Refusal> {
         if !self.shared.limits.room_list {
             return Err(Refusal::new(
                 ErrorCode::UnknownType,
                 "room listing is disabled",
             ));
         }
-        let state = self.state();
-        let (rooms, truncated) = state.list_rooms(ROOM_LIST_LIMIT);
-        let me = state.sender(from).cloned();
-        drop(state);
+        let (rooms, truncated) = self.router().list_rooms(ROOM_LIST_LIMIT).await?;
+        let me = self.router().sender(from).map(Recipient::Local);
         Ok(Outbox {
             items: me
                 .map(|me| (vec![me], ServerMessage::Rooms { rooms, truncated }))
@@ -366,35 +353,44 @@ impl Relay {
     }
 
     /// Relays a payload to one member of the sender's room, or to all the others.
-    fn forward(
+    async fn forward(
         &self,
         from: &ClientId,
         target: Option<&ClientId>,
         payload: Payload,
-        make: impl FnOnce(ClientId, protocol::UserId, Payload) -> ServerMessage,
-    ) -> Result<Outbox<PeerTx>, Refusal> {
-        let Route { to, from_user_id } = {
-            let state = self.state();
-            match target {
-                Some(target) => state.route(from, target)?,
-                None => state.route_broadcast(from)?,
-            }
-        };
+        make: impl FnOnce(ClientId, UserId, Payload) -> ServerMessage,
+    ) -> Result<Outbox<Recipient>, Refusal> {
+        let Route { to, from_user_id } = self.router().route(from, target).await?;
         let msg = make(from.clone(), from_user_id, payload);
         Ok(Outbox {
             items: vec![(to, msg)],
         })
     }
 
-    /// Sends every message of `out`, dropping recipients whose queue is full.
-    fn deliver(&self, out: Outbox<PeerTx>) {
+    /// Sends every message of `out`: queued for local recipients (dropping those whose queue
+    /// is full), handed on for remote ones, one hand-over per instance.
+    fn deliver(&self, out: Outbox<Recipient>) {
         let mut slow = Vec::new();
         for (to, msg) in &out.items {
             let text = Utf8Bytes::from(msg.encode());
-            for peer in to {
-                if !enqueue(peer, text.clone()) {
-                    slow.push(peer.clone());
+            let mut remote: Vec<(&str, Vec<ClientId>)> = Vec::new();
+            for recipient in to {
+                match recipient {
+                    Recipient::Local(peer) => {
+                        if !enqueue(peer, text.clone()) {
+                            slow.push(peer.clone());
+                        }
+                    }
+                    Recipient::Remote { instance, client } => {
+                        match remote.iter_mut().find(|(i, _)| *i == &**instance) {
+                            Some((_, clients)) => clients.push(client.clone()),
+                            None => remote.push((instance, vec![client.clone()])),
+                        }
+                    }
                 }
+            }
+            for (instance, clients) in remote {
+                self.router().send_remote(instance, &clients, &text);
             }
         }
         for peer in slow {
@@ -408,14 +404,18 @@ impl Relay {
         }
     }
 
-    /// Removes a connection whose queue is full and tells its task to drop the socket.
+    /// Drops a connection whose queue is full: its task is told to drop the socket, and the
+    /// client is removed (its room told) right after.
     fn drop_slow(&self, peer: PeerTx) {
         tracing::warn!(client = %peer.id(), "outbound queue full: dropping slow consumer");
         self.shared.metrics.slow_consumer_dropped();
         peer.kick();
-        // Telling the room may find more full queues; `deliver` handles them the same way,
-        // and each client is removed once, so this ends.
-        self.disconnect(peer.id());
+        // Removing tells the room, which may find more full queues: done as its own task, so
+        // delivery never recurses; each client is removed once.
+        let relay = self.clone();
+        tokio::spawn(async move {
+            relay.disconnect_if(&peer.id().clone(), &peer).await;
+        });
     }
 }
 

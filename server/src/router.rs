@@ -1,0 +1,229 @@
+//! The routing interface: where room membership lives and where a message for a client goes.
+//!
+//! The relay (`relay.rs`) speaks only to [`Router`]: it asks for a membership change or a
+//! route, gets back what to send to whom ([`Outbox`] of [`Recipient`]s), and delivers it. A
+//! recipient is a connection of this process ([`Recipient::Local`]) or a client held by
+//! another relay instance ([`Recipient::Remote`], reached through [`Router::send_remote`]).
+//!
+//! [`MemoryRouter`] keeps everything in this process (one `Mutex<RoomState>`); every recipient
+//! is local. A router backed by a shared store serves several instances through the same
+//! interface, so the relay's logic does not change with the deployment.
+
+use crate::queue::PeerTx;
+use crate::rooms::{Outbox, Refusal, RoomLimits, RoomState, Route};
+use protocol::{ClientId, RoomId, RoomInfo, UserId};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Who receives a message.
+#[derive(Debug, Clone)]
+pub enum Recipient {
+    /// A connection of this process.
+    Local(PeerTx),
+    /// A client connected to another instance.
+    Remote {
+        /// The instance that holds its connection.
+        instance: Arc<str>,
+        /// The client.
+        client: ClientId,
+    },
+}
+
+/// Sizes, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Rooms.
+    pub rooms: usize,
+    /// Members in rooms, over all rooms.
+    pub members: usize,
+}
+
+/// Membership and routing; see the module doc. Methods that may need a shared store are
+/// async; the local bookkeeping of this process's own connections is synchronous.
+pub trait Router: Send + Sync + 'static {
+    /// Adds a client connected here, with user id `user`.
+    fn attach(&self, id: &ClientId, tx: &PeerTx, user: &UserId) -> impl Future<Output = ()> + Send;
+
+    /// The connection of a client connected here.
+    fn sender(&self, id: &ClientId) -> Option<PeerTx>;
+
+    /// Gives a client connected here a new connection (a resumed session); returns the old one.
+    fn replace_sender(&self, id: &ClientId, tx: PeerTx) -> Option<PeerTx>;
+
+    /// The user id of a client connected here.
+    fn user_of(&self, id: &ClientId) -> Option<UserId>;
+
+    /// Removes a client connected here (only if `tx` is still its connection, when given) and
+    /// says whom to tell; `None` when there was nothing to remove.
+    fn remove(
+        &self,
+        id: &ClientId,
+        only_if: Option<&PeerTx>,
+    ) -> impl Future<Output = Option<Outbox<Recipient>>> + Send;
+
+    /// `register`.
+    fn register(
+        &self,
+        id: &ClientId,
+        user: Option<UserId>,
+    ) -> impl Future<Output = Outbox<Recipient>> + Send;
+
+    /// `join` (refusals are `join-error` messages in the outbox).
+    fn join(
+        &self,
+        id: &ClientId,
+        room: RoomId,
+        password: Option<&str>,
+    ) -> impl Future<Output = Outbox<Recipient>> + Send;
+
+    /// `leave`.
+    fn leave(
+        &self,
+        id: &ClientId,
+        room: Option<&RoomId>,
+    ) -> impl Future<Output = Result<Outbox<Recipient>, Refusal>> + Send;
+
+    /// `lock` / `unlock`.
+    fn set_locked(
+        &self,
+        id: &ClientId,
+        room: Option<&RoomId>,
+        locked: bool,
+    ) -> impl Future<Output = Result<Outbox<Recipient>, Refusal>> + Send;
+
+    /// `rooms`: at most `limit` rooms by id, and whether some were left out.
+    fn list_rooms(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<(Vec<RoomInfo>, bool), Refusal>> + Send;
+
+    /// Where a message from `from` goes: `target` if it is in the sender's room, or every other
+    /// member without a target.
+    fn route(
+        &self,
+        from: &ClientId,
+        target: Option<&ClientId>,
+    ) -> impl Future<Output = Result<Route<Recipient>, Refusal>> + Send;
+
+    /// Hands an encoded message to the instance holding `clients`.
+    fn send_remote(&self, instance: &str, clients: &[ClientId], text: &str);
+
+    /// Sizes, for metrics.
+    fn counts(&self) -> Counts;
+}
+
+/// Everything in this process: one [`RoomState`] behind one lock.
+pub struct MemoryRouter {
+    state: Mutex<RoomState<Recipient>>,
+}
+
+impl MemoryRouter {
+    /// An empty router with these limits.
+    pub fn new(limits: RoomLimits) -> Self {
+        MemoryRouter {
+            state: Mutex::new(RoomState::new(limits)),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, RoomState<Recipient>> {
+        // A panic while holding the lock is a bug; the state stays consistent enough to go on
+        // serving (every operation completes its changes before it can panic).
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn local(r: &Recipient) -> Option<&PeerTx> {
+    match r {
+        Recipient::Local(tx) => Some(tx),
+        Recipient::Remote { .. } => None,
+    }
+}
+
+impl Router for MemoryRouter {
+    async fn attach(&self, id: &ClientId, tx: &PeerTx, user: &UserId) {
+        self.state()
+            .connect_as(id.clone(), Recipient::Local(tx.clone()), user.clone());
+    }
+
+    fn sender(&self, id: &ClientId) -> Option<PeerTx> {
+        self.state().sender(id).and_then(local).cloned()
+    }
+
+    fn replace_sender(&self, id: &ClientId, tx: PeerTx) -> Option<PeerTx> {
+        match self.state().replace_sender(id, Recipient::Local(tx))? {
+            Recipient::Local(old) => Some(old),
+            Recipient::Remote { .. } => None,
+        }
+    }
+
+    fn user_of(&self, id: &ClientId) -> Option<UserId> {
+        self.state().user_of(id).cloned()
+    }
+
+    async fn remove(&self, id: &ClientId, only_if: Option<&PeerTx>) -> Option<Outbox<Recipient>> {
+        let mut state = self.state();
+        let current = state.sender(id).and_then(local)?;
+        if only_if.is_some_and(|wanted| !Arc::ptr_eq(wanted, current)) {
+            return None;
+        }
+        Some(state.disconnect(id))
+    }
+
+    async fn register(&self, id: &ClientId, user: Option<UserId>) -> Outbox<Recipient> {
+        self.state().register(id, user)
+    }
+
+    async fn join(&self, id: &ClientId, room: RoomId, password: Option<&str>) -> Outbox<Recipient> {
+        self.state().join(id, room, password)
+    }
+
+    async fn leave(
+        &self,
+        id: &ClientId,
+        room: Option<&RoomId>,
+    ) -> Result<Outbox<Recipient>, Refusal> {
+        self.state().leave(id, room)
+    }
+
+    async fn set_locked(
+        &self,
+        id: &ClientId,
+        room: Option<&RoomId>,
+        locked: bool,
+    ) -> Result<Outbox<Recipient>, Refusal> {
+        self.state().set_locked(id, room, locked)
+    }
+
+    async fn list_rooms(&self, limit: usize) -> Result<(Vec<RoomInfo>, bool), Refusal> {
+        Ok(self.state().list_rooms(limit))
+    }
+
+    async fn route(
+        &self,
+        from: &ClientId,
+        target: Option<&ClientId>,
+    ) -> Result<Route<Recipient>, Refusal> {
+        let state = self.state();
+        match target {
+            Some(target) => state.route(from, target),
+            None => state.route_broadcast(from),
+        }
+    }
+
+    fn send_remote(&self, instance: &str, clients: &[ClientId], _text: &str) {
+        // Every recipient of a memory router is local.
+        tracing::error!(
+            instance,
+            ?clients,
+            "remote recipient in a single-process relay"
+        );
+    }
+
+    fn counts(&self) -> Counts {
+        let state = self.state();
+        Counts {
+            rooms: state.room_count(),
+            members: state.member_count(),
+        }
+    }
+}
