@@ -80,6 +80,12 @@ ensure_chromium() {
   export CHROME_BIN="${CHROME_BIN:-$(command -v chromium)}"
 }
 
+# redis-server, for the tests of the shared Redis room store (server/tests/redis_store.rs):
+# they start their own servers on loopback ports, so the package's service is not needed.
+ensure_redis() {
+  command -v redis-server >/dev/null || apt_install redis-server
+}
+
 # Builds the browser app into dist/ (release: size-optimized wasm).
 build_app() {
   log "building the browser app (trunk build --release)"

@@ -3,7 +3,8 @@
 #   rustfmt, clippy (native and wasm32; warnings are errors);
 #   the workspace's unit, property and integration tests (the relay's start the real server on
 #   127.0.0.1:0; e2e/ makes real calls between headless Chromium pages through the relay);
-#   the browser app's wasm-bindgen tests in headless Chromium.
+#   the browser app's wasm-bindgen tests in headless Chromium;
+#   the Redis room store's tests against real redis-server processes (installed when missing).
 # Artefacts (the 3-way call screenshot) land in artifacts/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -11,6 +12,7 @@ cd "$ROOT"
 ensure_rust
 ensure_wasm_toolchain
 ensure_chromium
+ensure_redis
 
 log "rustfmt"
 cargo fmt --all -- --check

@@ -19,6 +19,7 @@
 //! run the real server on `127.0.0.1:0`.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod guard;
