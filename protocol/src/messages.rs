@@ -214,6 +214,8 @@ pub enum ErrorCode {
     RoomNotAllowed,
     /// The session to resume does not exist any more (grace period over, or unknown token).
     ResumeFailed,
+    /// The relay cannot do this now (its shared store is unreachable); try again.
+    Unavailable,
     /// A code this version does not know (sent by a newer relay).
     #[serde(other)]
     Unknown,
@@ -237,6 +239,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::RoomNotAllowed => "room-not-allowed",
             ErrorCode::ResumeFailed => "resume-failed",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Unknown => "unknown",
         }
     }

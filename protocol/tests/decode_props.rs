@@ -80,6 +80,7 @@ const ALL_CODES: &[ErrorCode] = &[
     ErrorCode::Unauthorized,
     ErrorCode::RoomNotAllowed,
     ErrorCode::ResumeFailed,
+    ErrorCode::Unavailable,
     ErrorCode::Unknown,
 ];
 

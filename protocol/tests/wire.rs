@@ -547,6 +547,7 @@ fn error_codes_on_the_wire() {
         (ErrorCode::Unauthorized, "unauthorized"),
         (ErrorCode::RoomNotAllowed, "room-not-allowed"),
         (ErrorCode::ResumeFailed, "resume-failed"),
+        (ErrorCode::Unavailable, "unavailable"),
         (ErrorCode::Unknown, "unknown"),
     ];
     for (code, wire) in all {

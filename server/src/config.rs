@@ -152,6 +152,32 @@ pub struct Config {
     #[arg(long, env = "SIGNAL_RESUME_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub resume_grace: Duration,
 
+    /// Where room state lives: `memory` (this process) or `redis` (shared by every instance
+    /// pointed at the same Redis, so clients on different instances can call each other).
+    #[arg(long, env = "SIGNAL_STORE", default_value = "memory", value_parser = ["memory", "redis"])]
+    pub store: String,
+
+    /// Redis URL for `--store redis`.
+    #[arg(
+        long,
+        env = "SIGNAL_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key and channel (several relay clusters can share one Redis).
+    #[arg(long, env = "SIGNAL_REDIS_PREFIX", default_value = "relay:")]
+    pub redis_prefix: String,
+
+    /// This instance's id in the cluster (default: random).
+    #[arg(long, env = "SIGNAL_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+
+    /// An instance whose heartbeat is older than this is dead: the others remove its clients
+    /// and tell their rooms. Heartbeats go every third of it.
+    #[arg(long, env = "SIGNAL_INSTANCE_TTL", default_value = "10s", value_parser = parse_duration)]
+    pub instance_ttl: Duration,
+
     /// Log format: text or json.
     #[arg(long, env = "SIGNAL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -80,6 +80,11 @@ pub(crate) async fn handle(
         (&Method::GET | &Method::HEAD, "/readyz") => {
             if ctx.draining.load(Ordering::Relaxed) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else if !ctx.relay.healthy() {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shared store unavailable\n",
+                )
             } else {
                 text(StatusCode::OK, "ready\n")
             }
@@ -88,7 +93,7 @@ pub(crate) async fn handle(
             let gauges = Gauges {
                 rooms: ctx.relay.room_count(),
                 members: ctx.relay.member_count(),
-                ready: !ctx.draining.load(Ordering::Relaxed),
+                ready: !ctx.draining.load(Ordering::Relaxed) && ctx.relay.healthy(),
             };
             let mut res =
                 Response::new(Full::new(Bytes::from(ctx.relay.metrics().render(&gauges))));

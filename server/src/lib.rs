@@ -84,12 +84,34 @@ pub async fn run(
         _ => None,
     };
     let auth = auth_config(&config)?;
-    let relay = Relay::new(
+    let room_limits = RoomLimits {
+        max_members: config.max_members,
+        max_rooms: config.max_rooms,
+    };
+    let backend = match config.store.as_str() {
+        "redis" => {
+            let instance = config.instance_id.clone().unwrap_or_else(|| {
+                use rand::distr::{Alphanumeric, SampleString};
+                Alphanumeric.sample_string(&mut rand::rng(), 12)
+            });
+            let router = cluster::RedisRouter::connect(
+                &config.redis_url,
+                &config.redis_prefix,
+                &instance,
+                room_limits,
+                config.instance_ttl,
+            )
+            .await
+            .map_err(|e| std::io::Error::other(format!("shared store: {e}")))?;
+            tracing::info!(%instance, "sharing rooms through Redis");
+            router::Backend::Redis(router)
+        }
+        _ => router::Backend::Memory(router::MemoryRouter::new(room_limits)),
+    };
+    let relay = Relay::with_router(
+        backend,
         relay::RelayLimits {
-            rooms: RoomLimits {
-                max_members: config.max_members,
-                max_rooms: config.max_rooms,
-            },
+            rooms: room_limits,
             queue_size: config.queue_size,
             room_list: config.room_list,
             resume_grace: config.resume_grace,
@@ -131,6 +153,7 @@ pub async fn run(
         shutdown: token.clone(),
         tracker: tracker.clone(),
     });
+    let background = ctx.relay.start_background();
     // Forget addresses whose failures are old.
     let sweep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(guard::FAILURE_WINDOW);
@@ -183,6 +206,9 @@ pub async fn run(
 
     tracing::info!("shutting down: closing connections");
     sweep.abort();
+    for task in background {
+        task.abort();
+    }
     drop(listener);
     token.cancel();
     tracker.close();

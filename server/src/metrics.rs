@@ -23,7 +23,7 @@ const RELAYED_KINDS: [&str; 5] = ["offer", "answer", "candidate", "message", "ot
 
 /// Label values of `relay_messages_refused_total{reason}`: every [`ErrorCode`], in the order of
 /// [`code_slot`].
-const ERROR_CODES: [ErrorCode; 15] = [
+const ERROR_CODES: [ErrorCode; 16] = [
     ErrorCode::InvalidJson,
     ErrorCode::UnknownType,
     ErrorCode::InvalidField,
@@ -38,6 +38,7 @@ const ERROR_CODES: [ErrorCode; 15] = [
     ErrorCode::Unauthorized,
     ErrorCode::RoomNotAllowed,
     ErrorCode::ResumeFailed,
+    ErrorCode::Unavailable,
     ErrorCode::Unknown,
 ];
 
@@ -59,7 +60,8 @@ fn code_slot(code: ErrorCode) -> usize {
         ErrorCode::Unauthorized => 11,
         ErrorCode::RoomNotAllowed => 12,
         ErrorCode::ResumeFailed => 13,
-        ErrorCode::Unknown => 14,
+        ErrorCode::Unavailable => 14,
+        ErrorCode::Unknown => 15,
     }
 }
 

@@ -12,7 +12,7 @@
 use crate::metrics::Metrics;
 use crate::queue::{Outbound, PeerTx};
 use crate::rooms::{Outbox, Refusal, RoomLimits, Route};
-use crate::router::{MemoryRouter, Recipient, Router};
+use crate::router::{Backend, MemoryRouter, Recipient, Router};
 use crate::turn::TurnConfig;
 use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage, UserId};
 use rand::distr::{Alphanumeric, SampleString};
@@ -65,9 +65,6 @@ pub struct Relay {
     shared: Arc<Shared>,
 }
 
-/// The router this relay runs on.
-pub type Backend = MemoryRouter;
-
 struct Shared {
     router: Backend,
     /// Resume tokens of live sessions. Never locked while `state` is.
@@ -78,9 +75,20 @@ struct Shared {
 }
 
 impl Relay {
-    /// A relay with no clients, counting into `metrics` and handing out ICE servers from `turn`.
+    /// A single-process relay with no clients, counting into `metrics` and handing out ICE
+    /// servers from `turn`.
     pub fn new(limits: RelayLimits, metrics: Arc<Metrics>, turn: TurnConfig) -> Self {
-        let router = MemoryRouter::new(limits.rooms);
+        let router = Backend::Memory(MemoryRouter::new(limits.rooms));
+        Self::with_router(router, limits, metrics, turn)
+    }
+
+    /// A relay on `router` (e.g. shared with other instances through Redis).
+    pub fn with_router(
+        router: Backend,
+        limits: RelayLimits,
+        metrics: Arc<Metrics>,
+        turn: TurnConfig,
+    ) -> Self {
         let sessions = Mutex::new(Sessions::default());
         Relay {
             shared: Arc::new(Shared {
@@ -100,6 +108,43 @@ impl Relay {
 
     fn router(&self) -> &Backend {
         &self.shared.router
+    }
+
+    /// Whether the relay can do all its work (its router's shared store is reachable).
+    pub fn healthy(&self) -> bool {
+        self.router().healthy()
+    }
+
+    /// Starts the router's background work: delivering what other instances hand over, and
+    /// periodic maintenance. Abort the returned tasks on shutdown.
+    pub fn start_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        let relay = self.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(inbound) = relay.router().next_inbound().await {
+                let text = Utf8Bytes::from(inbound.text);
+                for client in &inbound.to {
+                    if let Some(peer) = relay.router().sender(client) {
+                        if !enqueue(&peer, text.clone()) {
+                            relay.drop_slow(peer);
+                        }
+                    }
+                }
+            }
+        }));
+        if let Some(every) = self.router().maintenance_interval() {
+            let relay = self.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let out = relay.router().maintain().await;
+                    relay.deliver(out);
+                }
+            }));
+        }
+        tasks
     }
 
     /// Members in rooms, over all rooms.

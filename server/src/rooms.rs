@@ -59,7 +59,8 @@ impl<S> Default for Outbox<S> {
 }
 
 impl<S> Outbox<S> {
-    fn push(&mut self, to: Vec<S>, msg: ServerMessage) {
+    /// Adds `msg` for `to` (nothing when `to` is empty).
+    pub fn push(&mut self, to: Vec<S>, msg: ServerMessage) {
         if !to.is_empty() {
             self.items.push((to, msg));
         }

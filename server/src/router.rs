@@ -38,6 +38,15 @@ pub struct Counts {
     pub members: usize,
 }
 
+/// A message another instance handed over for clients connected here.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The clients it is for.
+    pub to: Vec<ClientId>,
+    /// The encoded message.
+    pub text: String,
+}
+
 /// Membership and routing; see the module doc. Methods that may need a shared store are
 /// async; the local bookkeeping of this process's own connections is synchronous.
 pub trait Router: Send + Sync + 'static {
@@ -110,6 +119,110 @@ pub trait Router: Send + Sync + 'static {
 
     /// Sizes, for metrics.
     fn counts(&self) -> Counts;
+
+    /// The next message other instances handed over (`None`: there will be none).
+    fn next_inbound(&self) -> impl Future<Output = Option<Inbound>> + Send {
+        async { None }
+    }
+
+    /// How often the relay must call [`Router::maintain`] (`None`: never).
+    fn maintenance_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Periodic upkeep (heartbeats, clean-up of dead instances); says whom to tell what.
+    fn maintain(&self) -> impl Future<Output = Outbox<Recipient>> + Send {
+        async { Outbox::default() }
+    }
+
+    /// Whether the router can do all its work (false while a shared store is unreachable).
+    fn healthy(&self) -> bool {
+        true
+    }
+}
+
+/// The router a relay runs on: in this process, or shared through Redis.
+pub enum Backend {
+    /// Everything in this process.
+    Memory(MemoryRouter),
+    /// Several instances sharing a Redis.
+    Redis(crate::cluster::RedisRouter),
+}
+
+macro_rules! delegate {
+    ($self:ident, $r:ident => $e:expr) => {
+        match $self {
+            Backend::Memory($r) => $e,
+            Backend::Redis($r) => $e,
+        }
+    };
+}
+
+impl Router for Backend {
+    async fn attach(&self, id: &ClientId, tx: &PeerTx, user: &UserId) {
+        delegate!(self, r => r.attach(id, tx, user).await)
+    }
+    fn sender(&self, id: &ClientId) -> Option<PeerTx> {
+        delegate!(self, r => r.sender(id))
+    }
+    fn replace_sender(&self, id: &ClientId, tx: PeerTx) -> Option<PeerTx> {
+        delegate!(self, r => r.replace_sender(id, tx))
+    }
+    fn user_of(&self, id: &ClientId) -> Option<UserId> {
+        delegate!(self, r => r.user_of(id))
+    }
+    async fn remove(&self, id: &ClientId, only_if: Option<&PeerTx>) -> Option<Outbox<Recipient>> {
+        delegate!(self, r => r.remove(id, only_if).await)
+    }
+    async fn register(&self, id: &ClientId, user: Option<UserId>) -> Outbox<Recipient> {
+        delegate!(self, r => r.register(id, user).await)
+    }
+    async fn join(&self, id: &ClientId, room: RoomId, password: Option<&str>) -> Outbox<Recipient> {
+        delegate!(self, r => r.join(id, room, password).await)
+    }
+    async fn leave(
+        &self,
+        id: &ClientId,
+        room: Option<&RoomId>,
+    ) -> Result<Outbox<Recipient>, Refusal> {
+        delegate!(self, r => r.leave(id, room).await)
+    }
+    async fn set_locked(
+        &self,
+        id: &ClientId,
+        room: Option<&RoomId>,
+        locked: bool,
+    ) -> Result<Outbox<Recipient>, Refusal> {
+        delegate!(self, r => r.set_locked(id, room, locked).await)
+    }
+    async fn list_rooms(&self, limit: usize) -> Result<(Vec<RoomInfo>, bool), Refusal> {
+        delegate!(self, r => r.list_rooms(limit).await)
+    }
+    async fn route(
+        &self,
+        from: &ClientId,
+        target: Option<&ClientId>,
+    ) -> Result<Route<Recipient>, Refusal> {
+        delegate!(self, r => r.route(from, target).await)
+    }
+    fn send_remote(&self, instance: &str, clients: &[ClientId], text: &str) {
+        delegate!(self, r => r.send_remote(instance, clients, text))
+    }
+    fn counts(&self) -> Counts {
+        delegate!(self, r => r.counts())
+    }
+    async fn next_inbound(&self) -> Option<Inbound> {
+        delegate!(self, r => r.next_inbound().await)
+    }
+    fn maintenance_interval(&self) -> Option<std::time::Duration> {
+        delegate!(self, r => r.maintenance_interval())
+    }
+    async fn maintain(&self) -> Outbox<Recipient> {
+        delegate!(self, r => r.maintain().await)
+    }
+    fn healthy(&self) -> bool {
+        delegate!(self, r => r.healthy())
+    }
 }
 
 /// Everything in this process: one [`RoomState`] behind one lock.

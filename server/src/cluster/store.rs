@@ -576,7 +576,7 @@ impl RedisStore {
         url: &str,
         prefix: &str,
         instance: &str,
-    ) -> Result<impl Stream<Item = String> + Send + Unpin + 'static, StoreError> {
+    ) -> Result<impl Stream<Item = String> + Send + Unpin + use<>, StoreError> {
         let (client, addr) = open(url)?;
         let unreachable = |source| StoreError::Unreachable {
             addr: addr.clone(),

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod redis;
+
 use futures_util::{SinkExt, StreamExt};
 use protocol::{ClientId, ServerMessage};
 use serde_json::Value;
