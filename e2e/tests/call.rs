@@ -302,3 +302,40 @@ async fn a_network_blip_does_not_tear_down_the_call() {
     }
     harness.stop().await.unwrap();
 }
+
+/// Two relay instances sharing one Redis (`--store redis`): the pages are connected to
+/// different instances and still call each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_on_two_instances_call_each_other() {
+    let redis = server::testing::RedisServer::start();
+    let instance = |id: &str| Config {
+        store: "redis".into(),
+        redis_url: redis.url(),
+        redis_prefix: "e2e-cluster:".into(),
+        instance_id: Some(id.into()),
+        ..Config::default()
+    };
+    let harness = Harness::start(instance("one")).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let two = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(server::run(listener, instance("two"), async {
+        let _ = stopped.await;
+    }));
+
+    let a = harness.page("room=e2e-cluster&ice=").await.unwrap();
+    let b = harness
+        .page(&format!("room=e2e-cluster&ice=&signal=ws://{two}/ws"))
+        .await
+        .unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    let _ = stop.send(());
+    second.await.unwrap().unwrap();
+    harness.stop().await.unwrap();
+}

@@ -29,6 +29,7 @@ pub mod queue;
 pub mod relay;
 pub mod rooms;
 pub mod router;
+pub mod testing;
 mod tls;
 pub mod turn;
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::redis::RedisServer;
+use server::testing::RedisServer;
 use common::{Client, TestServer, config};
 use protocol::ServerMessage;
 use serde_json::json;

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::redis::{RedisServer, free_port};
+use server::testing::{RedisServer, free_port};
 use futures_util::StreamExt;
 use protocol::{ClientId, RoomId, RoomInfo, UserId};
 use server::cluster::{

@@ -1,6 +1,6 @@
-//! A real `redis-server` for tests: started on a free loopback port without persistence,
-//! killed on drop. Found on `PATH` (`scripts/test.sh` installs it); a missing one fails the
-//! test with a message saying so.
+//! Support for tests of this crate and of the end-to-end suite: a real `redis-server` started
+//! on a free loopback port without persistence, killed on drop. Found on `PATH`
+//! (`scripts/test.sh` installs it); a missing one fails the test with a message saying so.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
