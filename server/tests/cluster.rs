@@ -6,11 +6,11 @@
 
 mod common;
 
-use server::testing::RedisServer;
 use common::{Client, TestServer, config};
 use protocol::ServerMessage;
 use serde_json::json;
 use server::Config;
+use server::testing::RedisServer;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 

@@ -9,13 +9,13 @@
 
 mod common;
 
-use server::testing::{RedisServer, free_port};
 use futures_util::StreamExt;
 use protocol::{ClientId, RoomId, RoomInfo, UserId};
 use server::cluster::{
     JoinOutcome, JoinRefusal, Left, Member, NotInRoom, RedisStore, Route, RouteRefusal, StoreError,
     password_digest,
 };
+use server::testing::{RedisServer, free_port};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::timeout;

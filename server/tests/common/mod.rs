@@ -4,7 +4,6 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
-
 use futures_util::{SinkExt, StreamExt};
 use protocol::{ClientId, ServerMessage};
 use serde_json::Value;
