@@ -75,151 +75,196 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `listener` until `shutdown` completes; then stops accepting, sends every WebSocket a
 /// Close frame (1001) and waits up to `config.shutdown_timeout` for connections to end.
+/// (`Server::new` then `Server::serve`, for callers that must know setup succeeded first.)
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-        _ => None,
-    };
-    let auth = auth_config(&config)?;
-    let room_limits = RoomLimits {
-        max_members: config.max_members,
-        max_rooms: config.max_rooms,
-    };
-    let backend = match config.store.as_str() {
-        "redis" => {
-            let instance = config.instance_id.clone().unwrap_or_else(|| {
-                use rand::distr::{Alphanumeric, SampleString};
-                Alphanumeric.sample_string(&mut rand::rng(), 12)
-            });
-            let router = cluster::RedisRouter::connect(
-                &config.redis_url,
-                &config.redis_prefix,
-                &instance,
-                room_limits,
-                config.instance_ttl,
-            )
-            .await
-            .map_err(|e| std::io::Error::other(format!("shared store: {e}")))?;
-            tracing::info!(%instance, "sharing rooms through Redis");
-            router::Backend::Redis(router)
-        }
-        _ => router::Backend::Memory(router::MemoryRouter::new(room_limits)),
-    };
-    let relay = Relay::with_router(
-        backend,
-        relay::RelayLimits {
-            rooms: room_limits,
-            queue_size: config.queue_size,
-            room_list: config.room_list,
-            resume_grace: config.resume_grace,
-        },
-        Arc::new(metrics::Metrics::new()),
-        turn::TurnConfig {
-            stun_urls: config.stun_urls.clone(),
-            turn_urls: config.turn_urls.clone(),
-            secret: config.turn_secret.clone(),
-            ttl_secs: config.turn_ttl.as_secs(),
-        },
-    );
-    let token = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    let guard = guard::IpGuard::new(guard::IpLimits {
-        max_connections: config.max_connections_per_ip,
-        rate: config.ip_rate_limit,
-        failures: config.auth_failures_per_ip,
-    });
-    let ctx = Arc::new(http::Ctx {
-        relay,
-        auth,
-        allowed_origins: config.allowed_origins.clone(),
-        guard: guard.clone(),
-        draining: AtomicBool::new(false),
-        static_dir: config.static_dir.clone(),
-        limits: conn::ConnLimits {
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
-            write_timeout: config.write_timeout,
-            rate_limit: config.rate_limit,
-            rate_burst: config.rate_burst,
-        },
-        ws_config: WebSocketConfig::default()
-            .read_buffer_size(READ_BUFFER)
-            .max_message_size(Some(config.max_message_size))
-            .max_frame_size(Some(config.max_message_size)),
-        permits: Arc::new(Semaphore::new(config.max_connections)),
-        shutdown: token.clone(),
-        tracker: tracker.clone(),
-    });
-    let background = ctx.relay.start_background();
-    // Forget addresses whose failures are old.
-    let sweep = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(guard::FAILURE_WINDOW);
-        loop {
-            tick.tick().await;
-            guard.sweep();
-        }
-    });
+    Server::new(listener, config).await?.serve(shutdown).await
+}
 
-    tokio::pin!(shutdown);
-    // Draining: after the shutdown signal, keep serving (with /readyz failing and new
-    // WebSockets refused) for `drain_time`, then close everything.
-    let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown, if drain.is_none() => {
-                tracing::info!(drain = ?config.drain_time, "shutdown requested: draining");
-                ctx.draining.store(true, Ordering::Relaxed);
-                drain = Some(Box::pin(tokio::time::sleep(config.drain_time)));
-                continue;
-            }
-            () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => break,
-            accepted = listener.accept() => accepted,
+/// A relay set up and ready to serve: TLS, token checks and the router (connected to Redis with
+/// `--store redis`) are in place.
+pub struct Server {
+    listener: TcpListener,
+    config: Config,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ctx: Arc<http::Ctx>,
+    guard: Arc<guard::IpGuard>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Sets the relay up on `listener`; fails (e.g. Redis unreachable, bad TLS files) before
+    /// serving anything.
+    pub async fn new(listener: TcpListener, config: Config) -> std::io::Result<Server> {
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
         };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // Typically EMFILE: back off instead of spinning, keep serving.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let auth = auth_config(&config)?;
+        let room_limits = RoomLimits {
+            max_members: config.max_members,
+            max_rooms: config.max_rooms,
         };
-        let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        let tls = tls.clone();
-        tracker.spawn(async move {
-            match tls {
-                None => serve_http(TokioIo::new(stream), ctx, peer).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), ctx, peer).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                }
+        let backend = match config.store.as_str() {
+            "redis" => {
+                let instance = config.instance_id.clone().unwrap_or_else(|| {
+                    use rand::distr::{Alphanumeric, SampleString};
+                    Alphanumeric.sample_string(&mut rand::rng(), 12)
+                });
+                let router = cluster::RedisRouter::connect(
+                    &config.redis_url,
+                    &config.redis_prefix,
+                    &instance,
+                    room_limits,
+                    config.instance_ttl,
+                )
+                .await
+                .map_err(|e| std::io::Error::other(format!("shared store: {e}")))?;
+                tracing::info!(%instance, "sharing rooms through Redis");
+                router::Backend::Redis(router)
+            }
+            _ => router::Backend::Memory(router::MemoryRouter::new(room_limits)),
+        };
+        let relay = Relay::with_router(
+            backend,
+            relay::RelayLimits {
+                rooms: room_limits,
+                queue_size: config.queue_size,
+                room_list: config.room_list,
+                resume_grace: config.resume_grace,
+            },
+            Arc::new(metrics::Metrics::new()),
+            turn::TurnConfig {
+                stun_urls: config.stun_urls.clone(),
+                turn_urls: config.turn_urls.clone(),
+                secret: config.turn_secret.clone(),
+                ttl_secs: config.turn_ttl.as_secs(),
+            },
+        );
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let guard = guard::IpGuard::new(guard::IpLimits {
+            max_connections: config.max_connections_per_ip,
+            rate: config.ip_rate_limit,
+            failures: config.auth_failures_per_ip,
+        });
+        let ctx = Arc::new(http::Ctx {
+            relay,
+            auth,
+            allowed_origins: config.allowed_origins.clone(),
+            guard: guard.clone(),
+            draining: AtomicBool::new(false),
+            static_dir: config.static_dir.clone(),
+            limits: conn::ConnLimits {
+                ping_interval: config.ping_interval,
+                idle_timeout: config.idle_timeout,
+                write_timeout: config.write_timeout,
+                rate_limit: config.rate_limit,
+                rate_burst: config.rate_burst,
+            },
+            ws_config: WebSocketConfig::default()
+                .read_buffer_size(READ_BUFFER)
+                .max_message_size(Some(config.max_message_size))
+                .max_frame_size(Some(config.max_message_size)),
+            permits: Arc::new(Semaphore::new(config.max_connections)),
+            shutdown: token.clone(),
+            tracker: tracker.clone(),
+        });
+        Ok(Server {
+            listener,
+            config,
+            tls,
+            ctx,
+            guard,
+            token,
+            tracker,
+        })
+    }
+
+    /// Serves until `shutdown` completes; see [`run`].
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Server {
+            listener,
+            config,
+            tls,
+            ctx,
+            guard,
+            token,
+            tracker,
+        } = self;
+        let background = ctx.relay.start_background();
+        // Forget addresses whose failures are old.
+        let sweep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(guard::FAILURE_WINDOW);
+            loop {
+                tick.tick().await;
+                guard.sweep();
             }
         });
-    }
 
-    tracing::info!("shutting down: closing connections");
-    sweep.abort();
-    for task in background {
-        task.abort();
+        tokio::pin!(shutdown);
+        // Draining: after the shutdown signal, keep serving (with /readyz failing and new
+        // WebSockets refused) for `drain_time`, then close everything.
+        let mut drain: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            let accepted = tokio::select! {
+                () = &mut shutdown, if drain.is_none() => {
+                    tracing::info!(drain = ?config.drain_time, "shutdown requested: draining");
+                    ctx.draining.store(true, Ordering::Relaxed);
+                    drain = Some(Box::pin(tokio::time::sleep(config.drain_time)));
+                    continue;
+                }
+                () = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let ctx = ctx.clone();
+            let tls = tls.clone();
+            tracker.spawn(async move {
+                match tls {
+                    None => serve_http(TokioIo::new(stream), ctx, peer).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), ctx, peer).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            });
+        }
+
+        tracing::info!("shutting down: closing connections");
+        sweep.abort();
+        for task in background {
+            task.abort();
+        }
+        drop(listener);
+        token.cancel();
+        tracker.close();
+        if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown timeout: some connections did not close in time");
+        }
+        Ok(())
     }
-    drop(listener);
-    token.cancel();
-    tracker.close();
-    if tokio::time::timeout(config.shutdown_timeout, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown timeout: some connections did not close in time");
-    }
-    Ok(())
 }
 
 /// Serves HTTP (and WebSocket upgrades) on one accepted connection, plain or TLS.

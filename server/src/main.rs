@@ -92,12 +92,14 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listener =
         server::bind(config.addr).with_context(|| format!("cannot listen on {}", config.addr))?;
     let addr = listener.local_addr()?;
+    // Set up first (TLS, Redis): a relay that cannot serve must not announce itself.
+    let relay = server::Server::new(listener, config).await?;
     // The first stdout line tells scripts and the load generator where the relay is.
     println!("listening on {addr}");
     std::io::stdout().flush()?;
     tracing::info!(%addr, "relay listening");
 
-    server::run(listener, config, shutdown_signal()).await?;
+    relay.serve(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -358,3 +358,20 @@ async fn a_redis_outage_keeps_local_calls_and_heals() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_at_start_is_a_clear_error_and_exit() {
+    let closed = server::testing::free_port();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--addr", "127.0.0.1:0", "--store", "redis"])
+        .args(["--redis-url", &format!("redis://127.0.0.1:{closed}/")])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!out.status.success(), "exits with an error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+    assert!(out.stdout.is_empty(), "never said it was listening");
+}
