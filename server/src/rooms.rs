@@ -38,6 +38,17 @@ impl Refusal {
         }
     }
 
+    /// The sender is in no room (`current` is `None`), or not in the room `named` it gave.
+    pub fn not_in_room(current: Option<&RoomId>, named: Option<&RoomId>) -> Self {
+        match (current, named) {
+            (Some(cur), Some(named)) => Refusal::new(
+                ErrorCode::NotInRoom,
+                format!("you are not in room {named} (you are in {cur})"),
+            ),
+            _ => Refusal::new(ErrorCode::NotInRoom, "you are not in a room"),
+        }
+    }
+
     /// The `error` message that carries this refusal.
     pub fn into_message(self) -> ServerMessage {
         ServerMessage::error(self.code, self.message)
@@ -387,14 +398,12 @@ impl<S: Clone> RoomState<S> {
 
     /// The sender's room, checked against the room a request names.
     fn own_room(&self, id: &ClientId, named: Option<&RoomId>) -> Result<RoomId, Refusal> {
-        let current = self.room_of(id);
-        match (current, named) {
-            (None, _) => Err(Refusal::new(ErrorCode::NotInRoom, "you are not in a room")),
-            (Some(cur), Some(named)) if cur != named => Err(Refusal::new(
-                ErrorCode::NotInRoom,
-                format!("you are not in room {named} (you are in {cur})"),
-            )),
+        match (self.room_of(id), named) {
+            (Some(cur), Some(named)) if cur != named => {
+                Err(Refusal::not_in_room(Some(cur), Some(named)))
+            }
             (Some(cur), _) => Ok(cur.clone()),
+            (None, _) => Err(Refusal::not_in_room(None, named)),
         }
     }
 
@@ -530,7 +539,7 @@ impl<S: Clone> RoomState<S> {
 }
 
 fn not_in_room() -> Refusal {
-    Refusal::new(ErrorCode::NotInRoom, "you are not in a room")
+    Refusal::not_in_room(None, None)
 }
 
 #[cfg(test)]

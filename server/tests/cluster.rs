@@ -6,13 +6,13 @@
 
 mod common;
 
-use common::{Client, TestServer, config};
+use common::{Client, TestServer, config, http_get};
 use protocol::ServerMessage;
 use serde_json::json;
 use server::Config;
 use server::testing::RedisServer;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// An instance TTL short enough for crash tests: heartbeats every 200 ms.
 const TTL: Duration = Duration::from_millis(600);
@@ -26,19 +26,6 @@ fn instance(redis: &RedisServer, prefix: &str, id: &str) -> Config {
         instance_ttl: TTL,
         ..config()
     }
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(common::DEADLINE, s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
 }
 
 async fn joined_members(c: &mut Client, room: &str) -> Vec<String> {

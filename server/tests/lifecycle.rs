@@ -3,38 +3,28 @@
 
 mod common;
 
-use common::{TestServer, config, room_of};
+use common::{TestServer, config, http_get, room_of};
 use protocol::ServerMessage;
 use server::Config;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-async fn http_get(server: &TestServer, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(common::DEADLINE, s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
-}
 
 #[tokio::test]
 async fn plain_http_endpoints_answer() {
     let server = TestServer::default().await;
-    let root = http_get(&server, "/").await;
+    let root = http_get(server.addr, "/").await;
     assert!(root.starts_with("HTTP/1.1 200"), "{root}");
     assert!(root.contains("text/plain"));
-    let health = http_get(&server, "/healthz").await;
+    let health = http_get(server.addr, "/healthz").await;
     assert!(
         health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
         "{health}"
     );
-    assert!(http_get(&server, "/nope").await.starts_with("HTTP/1.1 404"));
+    assert!(
+        http_get(server.addr, "/nope")
+            .await
+            .starts_with("HTTP/1.1 404")
+    );
 }
 
 #[tokio::test]
@@ -114,16 +104,16 @@ async fn the_built_app_is_served_and_nothing_outside_it() {
     })
     .await;
 
-    let index = http_get(&server, "/").await;
+    let index = http_get(server.addr, "/").await;
     assert!(index.starts_with("HTTP/1.1 200"), "{index}");
     assert!(
         index.contains("text/html") && index.ends_with("<title>app</title>"),
         "{index}"
     );
-    let wasm = http_get(&server, "/app_bg.wasm").await;
+    let wasm = http_get(server.addr, "/app_bg.wasm").await;
     assert!(wasm.contains("content-type: application/wasm"), "{wasm}");
     assert!(
-        http_get(&server, "/sub/x.js")
+        http_get(server.addr, "/sub/x.js")
             .await
             .contains("text/javascript")
     );
@@ -135,12 +125,12 @@ async fn the_built_app_is_served_and_nothing_outside_it() {
         "/nope",
     ] {
         assert!(
-            http_get(&server, bad).await.starts_with("HTTP/1.1 404"),
+            http_get(server.addr, bad).await.starts_with("HTTP/1.1 404"),
             "{bad}"
         );
     }
     // The WebSocket and the health check still work on the same port.
-    assert!(http_get(&server, "/healthz").await.ends_with("ok\n"));
+    assert!(http_get(server.addr, "/healthz").await.ends_with("ok\n"));
     let mut c = server.client().await;
     c.assert_usable().await;
     std::fs::remove_dir_all(dir).unwrap();

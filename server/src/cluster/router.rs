@@ -254,16 +254,6 @@ impl RedisRouter {
     }
 }
 
-fn not_in_room(current: Option<&RoomId>, named: Option<&RoomId>) -> Refusal {
-    match (current, named) {
-        (Some(cur), Some(named)) => Refusal::new(
-            ErrorCode::NotInRoom,
-            format!("you are not in room {named} (you are in {cur})"),
-        ),
-        _ => Refusal::new(ErrorCode::NotInRoom, "you are not in a room"),
-    }
-}
-
 impl Router for RedisRouter {
     async fn attach(&self, id: &ClientId, tx: &PeerTx, user: &UserId) {
         self.local().insert(
@@ -421,7 +411,7 @@ impl Router for RedisRouter {
                 self.tell_left(&mut out, &left, id, user);
                 Ok(out)
             }
-            Ok(Err(not)) => Err(not_in_room(not.current.as_ref(), room)),
+            Ok(Err(not)) => Err(Refusal::not_in_room(not.current.as_ref(), room)),
             Err(e) => Err(self.unavailable(&e)),
         }
     }
@@ -444,7 +434,7 @@ impl Router for RedisRouter {
                 out.push(self.recipients(&members), msg);
                 Ok(out)
             }
-            Ok(Err(not)) => Err(not_in_room(not.current.as_ref(), room)),
+            Ok(Err(not)) => Err(Refusal::not_in_room(not.current.as_ref(), room)),
             Err(e) => Err(self.unavailable(&e)),
         }
     }
@@ -467,7 +457,7 @@ impl Router for RedisRouter {
                     to: self.recipients(&others),
                     from_user_id,
                 }),
-                Ok(Err(_)) => Err(not_in_room(None, None)),
+                Ok(Err(_)) => Err(Refusal::not_in_room(None, None)),
                 Err(e) => Err(self.unavailable(&e)),
             };
         };
@@ -480,7 +470,7 @@ impl Router for RedisRouter {
                         to: vec![Recipient::Local(t.tx.clone())],
                         from_user_id: f.user.clone(),
                     }),
-                    (None, _) => Err(not_in_room(None, None)),
+                    (None, _) => Err(Refusal::not_in_room(None, None)),
                     _ => Err(Refusal::new(
                         ErrorCode::TargetNotInRoom,
                         format!("client {target} is not in your room"),

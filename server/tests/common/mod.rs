@@ -78,6 +78,22 @@ impl TestServer {
     }
 }
 
+/// A plain HTTP GET on a fresh connection; the whole response (the relay closes after it).
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    s.write_all(request.as_bytes())
+        .await
+        .expect("send the request");
+    let mut out = String::new();
+    tokio::time::timeout(DEADLINE, s.read_to_string(&mut out))
+        .await
+        .expect("a response within the deadline")
+        .expect("read the response");
+    out
+}
+
 /// Config for tests: defaults, with the rate limit off unless a test sets it.
 pub fn config() -> Config {
     Config {
