@@ -187,6 +187,23 @@ impl Core {
         }
     }
 
+    /// Sets the display name sent with `register` (on the next connection, or at once when
+    /// connected and it changed).
+    pub fn set_user_name(&mut self, name: Option<UserId>) -> Vec<Command> {
+        if name == self.user_name {
+            return Vec::new();
+        }
+        self.user_name = name;
+        match (&self.user_name, self.link) {
+            (Some(name), Link::Up) => {
+                vec![Command::Send(ClientMessage::Register {
+                    user_id: Some(name.clone()),
+                })]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Sets the room password sent with the next joins (`None`: no password).
     pub fn set_password(&mut self, password: Option<String>) {
         self.password = password.filter(|p| !p.is_empty());

@@ -496,3 +496,39 @@ fn a_dropped_socket_resumes_the_session_and_keeps_the_calls() {
         vec![Command::Connect(Some("t2".into()))]
     );
 }
+
+#[test]
+fn a_new_display_name_is_registered_at_once_when_connected() {
+    let mut core = welcomed("m");
+    assert_eq!(
+        core.set_user_name(Some(UserId::new("me").unwrap())),
+        vec![],
+        "unchanged"
+    );
+    assert_eq!(
+        core.set_user_name(Some(UserId::new("Ann").unwrap())),
+        vec![Command::Send(ClientMessage::Register {
+            user_id: Some(UserId::new("Ann").unwrap())
+        })]
+    );
+    // Before connecting, it waits for the welcome.
+    let mut fresh = Core::new(None);
+    assert_eq!(
+        fresh.set_user_name(Some(UserId::new("Bo").unwrap())),
+        vec![]
+    );
+    fresh.handle(Event::Join(room()));
+    fresh.handle(Event::SignalOpen);
+    let cmds = fresh.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("f"),
+        ice_servers: vec![],
+        resume_token: None,
+        resumed: false,
+    }));
+    assert_eq!(
+        cmds[0],
+        Command::Send(ClientMessage::Register {
+            user_id: Some(UserId::new("Bo").unwrap())
+        })
+    );
+}

@@ -339,3 +339,44 @@ async fn pages_on_two_instances_call_each_other() {
     second.await.unwrap().unwrap();
     harness.stop().await.unwrap();
 }
+
+/// The display name typed before joining labels the page's tile on the others, and the m and v
+/// keys toggle the microphone and camera.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_label_tiles_and_keys_toggle_media() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-names&ice=&name=Ann").await.unwrap();
+    let b = harness.page("room=e2e-names&ice=").await.unwrap();
+    b.client
+        .find(fantoccini::Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("Bo")
+        .await
+        .unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let label = "return Array.from(document.querySelectorAll('#grid .tile .label'))\
+                 .map(l => l.textContent);";
+    assert_eq!(a.eval(label).await.unwrap(), serde_json::json!(["Bo"]));
+    assert_eq!(b.eval(label).await.unwrap(), serde_json::json!(["Ann"]));
+
+    let state = "const s = document.getElementById('local-video').srcObject; \
+                 return [s.getAudioTracks()[0].enabled, s.getVideoTracks()[0].enabled];";
+    let body = a
+        .client
+        .find(fantoccini::Locator::Css("body"))
+        .await
+        .unwrap();
+    body.send_keys("mv").await.unwrap();
+    a.wait_for("m and v to turn media off", MEDIA_DEADLINE, |p| {
+        Box::pin(async move { Ok(p.eval(state).await? == serde_json::json!([false, false])) })
+    })
+    .await
+    .unwrap();
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}

@@ -12,6 +12,7 @@ use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlVideoElement
 pub struct Ui {
     document: Document,
     room: HtmlInputElement,
+    name: HtmlInputElement,
     password: HtmlInputElement,
     join: HtmlElement,
     leave: HtmlElement,
@@ -44,6 +45,7 @@ impl Ui {
         let ui = Ui {
             document: document.clone(),
             room: get(document, "room")?,
+            name: get(document, "name")?,
             password: get(document, "password")?,
             join: get(document, "join")?,
             leave: get(document, "leave")?,
@@ -68,7 +70,32 @@ impl Ui {
                 events.send(AppEvent::JoinClicked);
             })
         };
+        // Keyboard shortcuts: m (microphone) and v (camera), except while typing in a field.
+        let keys = {
+            let events = events.clone();
+            Listener::new(document.as_ref(), "keydown", move |ev| {
+                let Some(key) = ev.dyn_ref::<web_sys::KeyboardEvent>() else {
+                    return;
+                };
+                if key.ctrl_key() || key.meta_key() || key.alt_key() {
+                    return;
+                }
+                let typing = ev
+                    .target()
+                    .and_then(|t| t.dyn_into::<Element>().ok())
+                    .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA"));
+                if typing {
+                    return;
+                }
+                match key.key().as_str() {
+                    "m" | "M" => events.send(AppEvent::Toggle(MediaKind::Audio)),
+                    "v" | "V" => events.send(AppEvent::Toggle(MediaKind::Video)),
+                    _ => {}
+                }
+            })
+        };
         let listeners = vec![
+            keys,
             submit,
             click(&ui.leave, || AppEvent::LeaveClicked),
             click(&copy, || AppEvent::CopyLink),
@@ -84,6 +111,16 @@ impl Ui {
     /// The room typed in the field.
     pub fn room(&self) -> String {
         self.room.value().trim().to_owned()
+    }
+
+    /// The display name typed (empty: none).
+    pub fn name(&self) -> Option<String> {
+        Some(self.name.value().trim().to_owned()).filter(|n| !n.is_empty())
+    }
+
+    /// Prefills the name field.
+    pub fn set_name(&self, name: &str) {
+        self.name.set_value(name);
     }
 
     /// The room password typed (empty: none).
@@ -118,6 +155,7 @@ impl Ui {
     pub fn set_in_call(&self, in_call: bool) {
         let _ = self.join.toggle_attribute_with_force("disabled", in_call);
         let _ = self.room.toggle_attribute_with_force("disabled", in_call);
+        let _ = self.name.toggle_attribute_with_force("disabled", in_call);
         let _ = self
             .password
             .toggle_attribute_with_force("disabled", in_call);
@@ -127,8 +165,8 @@ impl Ui {
     /// Reflects a microphone or camera toggle on its button.
     pub fn set_media_on(&self, kind: MediaKind, on: bool) {
         let (button, what) = match kind {
-            MediaKind::Audio => (&self.mic, "microphone"),
-            MediaKind::Video => (&self.cam, "camera"),
+            MediaKind::Audio => (&self.mic, "microphone, key m"),
+            MediaKind::Video => (&self.cam, "camera, key v"),
         };
         let _ = button.set_attribute("aria-pressed", if on { "false" } else { "true" });
         let label = match (kind, on) {

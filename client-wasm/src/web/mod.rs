@@ -149,6 +149,21 @@ pub fn ice_servers(list: &str) -> JsValue {
     servers.into()
 }
 
+/// Where the display name is remembered between visits.
+const NAME_KEY: &str = "rust-video-call.name";
+
+fn stored_name() -> Option<String> {
+    let storage = web_sys::window()?.local_storage().ok()??;
+    storage.get_item(NAME_KEY).ok()?.filter(|n| !n.is_empty())
+}
+
+fn store_name(name: &str) {
+    // Private browsing may refuse storage: the name is then not remembered, nothing more.
+    if let Some(Ok(Some(storage))) = web_sys::window().map(|w| w.local_storage()) {
+        let _ = storage.set_item(NAME_KEY, name);
+    }
+}
+
 /// The relay's ICE servers as the JS array RTCConfiguration takes.
 fn relay_ice_servers(servers: &[protocol::IceServer]) -> JsValue {
     let list = js_sys::Array::new();
@@ -203,6 +218,10 @@ async fn run() -> Result<(), WebError> {
     if let Some(password) = &config.password {
         ui.set_password(password);
     }
+    // The name: from the URL, else the one remembered from the last call.
+    if let Some(name) = config.name.clone().or_else(stored_name) {
+        ui.set_name(&name);
+    }
     ui.set_in_call(false);
     ui.set_status("not connected");
     ui.set_notice("");
@@ -219,9 +238,8 @@ async fn run() -> Result<(), WebError> {
         media_events.send(AppEvent::Media(media));
     });
 
-    let user_name = config.name.as_deref().and_then(|n| UserId::new(n).ok());
     let mut app = App {
-        core: Core::new(user_name),
+        core: Core::new(None),
         ui,
         peers: BTreeMap::new(),
         local: None,
@@ -288,6 +306,16 @@ impl App {
                 }
             }
             AppEvent::JoinClicked => {
+                let name = self.ui.name();
+                if let Some(name) = &name {
+                    store_name(name);
+                }
+                let name = name.and_then(|n| UserId::new(n).ok());
+                for command in self.core.set_user_name(name) {
+                    if let Err(e) = self.execute(command) {
+                        self.show(&e);
+                    }
+                }
                 let room = self.ui.room();
                 self.core.set_password(self.ui.password());
                 match RoomId::new(room.as_str()) {
