@@ -69,6 +69,29 @@ pub enum Event {
     LocalCandidate(ClientId, Option<Payload>),
     /// The peer connection failed or closed for good.
     PeerFailed(ClientId),
+    /// The user sends a chat message (`time`: ms since the epoch, from the page's clock).
+    ChatSend {
+        /// The text.
+        text: String,
+        /// When it was sent.
+        time: f64,
+    },
+    /// A peer's chat data channel opened (`true`) or closed (`false`).
+    ChatChannel(ClientId, bool),
+    /// A chat message arrived on a peer's data channel (the JSON text of a [`ChatLine`]).
+    ChatData(ClientId, String),
+}
+
+/// One chat message as it travels (data channel, or the relay's `message` as fallback):
+/// `{"chat": text, "name": sender's name, "time": ms since the epoch}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChatLine {
+    /// The text.
+    pub chat: String,
+    /// The sender's display name.
+    pub name: String,
+    /// When it was sent, ms since the epoch (the sender's clock).
+    pub time: f64,
 }
 
 /// What the web layer must do.
@@ -107,6 +130,15 @@ pub enum Command {
     Status(String),
     /// Use these ICE servers for new peer connections (from the relay's `welcome`).
     UseIceServers(Vec<IceServer>),
+    /// Send text on a peer's chat data channel.
+    SendChatData(ClientId, String),
+    /// Show a chat message (`own`: sent by this page).
+    ShowChat {
+        /// The message.
+        line: ChatLine,
+        /// Whether this page sent it.
+        own: bool,
+    },
 }
 
 /// Negotiation state of one peer, mirroring the RTCPeerConnection's signaling state.
@@ -128,6 +160,8 @@ struct Peer {
     remote_set: bool,
     /// Candidates waiting for the remote description.
     pending: Vec<Payload>,
+    /// Whether the chat data channel is open.
+    chat_open: bool,
 }
 
 /// Connection to the relay.
@@ -365,6 +399,46 @@ impl Core {
                     }));
                 }
             }
+            Event::ChatSend { text, time } => {
+                let name = match (&self.user_name, &self.me) {
+                    (Some(name), _) => name.to_string(),
+                    (None, Some(me)) => format!("peer {me}"),
+                    (None, None) => "you".to_owned(),
+                };
+                let line = ChatLine {
+                    chat: text,
+                    name,
+                    time,
+                };
+                let json = serde_json::to_string(&line).expect("a chat line serializes");
+                // Everyone known in the room: members whose peer connection is not even made
+                // yet (they just joined) get it through the relay too.
+                let members: std::collections::BTreeSet<&ClientId> =
+                    self.peers.keys().chain(self.names.keys()).collect();
+                for id in members {
+                    if self.peers.get(id).is_some_and(|p| p.chat_open) {
+                        out.push(Command::SendChatData(id.clone(), json.clone()));
+                    } else if self.link == Link::Up && self.in_room {
+                        // Not open yet (or closed): the relay carries it, so nothing is lost.
+                        let content = Payload::from_json(json.clone()).expect("valid JSON");
+                        out.push(Command::Send(ClientMessage::Message {
+                            target_id: Some(id.clone()),
+                            content,
+                        }));
+                    }
+                }
+                out.push(Command::ShowChat { line, own: true });
+            }
+            Event::ChatChannel(id, open) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.chat_open = open;
+                }
+            }
+            Event::ChatData(_, text) => {
+                if let Ok(line) = serde_json::from_str::<ChatLine>(&text) {
+                    out.push(Command::ShowChat { line, own: false });
+                }
+            }
             Event::PeerFailed(id) => {
                 if self.peers.remove(&id).is_some() {
                     out.push(Command::ClosePeer(id.clone()));
@@ -476,8 +550,13 @@ impl Core {
             ServerMessage::Error { message, .. } => {
                 out.push(Command::Status(format!("relay refused: {message}")));
             }
+            ServerMessage::Message { content, .. } => {
+                // Chat that came through the relay (the sender's channel to us was not open).
+                if let Ok(line) = content.parse::<ChatLine>() {
+                    out.push(Command::ShowChat { line, own: false });
+                }
+            }
             ServerMessage::Registered { .. }
-            | ServerMessage::Message { .. }
             | ServerMessage::Locked { .. }
             | ServerMessage::Unlocked { .. }
             | ServerMessage::Rooms { .. } => {}
@@ -510,6 +589,7 @@ impl Core {
             ignore_offer: false,
             remote_set: false,
             pending: self.early.remove(&id).unwrap_or_default(),
+            chat_open: false,
         };
         self.peers.insert(id.clone(), peer);
         let label = self.label(&id);
@@ -528,6 +608,8 @@ impl Core {
             out.push(Command::ClosePeer(id));
         }
         self.early.clear();
+        // The members of the room being left (a new `joined` lists the next room's).
+        self.names.clear();
     }
 }
 

@@ -532,3 +532,60 @@ fn a_new_display_name_is_registered_at_once_when_connected() {
         })
     );
 }
+
+#[test]
+fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
+    use client_wasm::core::ChatLine;
+    let mut core = welcomed("m");
+    core.handle(joined(&["a", "b"]));
+    core.handle(Event::ChatChannel(cid("a"), true));
+    let cmds = core.handle(Event::ChatSend {
+        text: "hi".into(),
+        time: 1000.0,
+    });
+    let line = ChatLine {
+        chat: "hi".into(),
+        name: "me".into(),
+        time: 1000.0,
+    };
+    let json = serde_json::to_string(&line).unwrap();
+    assert_eq!(
+        cmds,
+        vec![
+            Command::SendChatData(cid("a"), json.clone()),
+            // b's channel is not open yet: the relay carries it, nothing is lost.
+            Command::Send(ClientMessage::Message {
+                target_id: Some(cid("b")),
+                content: Payload::from_json(json.clone()).unwrap(),
+            }),
+            Command::ShowChat {
+                line: line.clone(),
+                own: true
+            },
+        ]
+    );
+    // Received either way, it is shown.
+    assert_eq!(
+        core.handle(Event::ChatData(cid("a"), json.clone())),
+        vec![Command::ShowChat {
+            line: line.clone(),
+            own: false
+        }]
+    );
+    let via_relay = ServerMessage::Message {
+        from_id: cid("b"),
+        from_user_id: UserId::new("b").unwrap(),
+        content: Payload::from_json(json).unwrap(),
+    };
+    assert_eq!(
+        core.handle(Event::Signal(via_relay)),
+        vec![Command::ShowChat { line, own: false }]
+    );
+    // Other apps' messages are not chat.
+    let other = ServerMessage::Message {
+        from_id: cid("b"),
+        from_user_id: UserId::new("b").unwrap(),
+        content: Payload::from_json(r#"{"x":1}"#).unwrap(),
+    };
+    assert_eq!(core.handle(Event::Signal(other)), vec![]);
+}

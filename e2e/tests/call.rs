@@ -380,3 +380,63 @@ async fn names_label_tiles_and_keys_toggle_media() {
     }
     harness.stop().await.unwrap();
 }
+
+/// Chat both ways: a message typed right after joining (before the data channel can be open)
+/// still arrives, and later ones go over the data channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_messages_are_delivered_both_ways() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-chat&ice=&name=Ann").await.unwrap();
+    let b = harness.page("room=e2e-chat&ice=&name=Bo").await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    // At once: the channel to b is not open yet.
+    a.client
+        .find(fantoccini::Locator::Id("chat-input"))
+        .await
+        .unwrap()
+        .send_keys("early bird\n")
+        .await
+        .unwrap();
+    assert_full_mesh(&[&a, &b]).await;
+    a.client
+        .find(fantoccini::Locator::Id("chat-input"))
+        .await
+        .unwrap()
+        .send_keys("over the channel\n")
+        .await
+        .unwrap();
+    b.client
+        .find(fantoccini::Locator::Id("chat-input"))
+        .await
+        .unwrap()
+        .send_keys("hello Ann\n")
+        .await
+        .unwrap();
+    wait_chat(
+        &b,
+        &["Ann: early bird", "Ann: over the channel", "Bo: hello Ann"],
+    )
+    .await;
+    wait_chat(&a, &["Bo: hello Ann", "Ann: early bird"]).await;
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}
+
+/// Waits until the page's chat log shows every line of `want` (`name: text`).
+async fn wait_chat(page: &Page, want: &[&str]) {
+    let want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
+    let log = "return Array.from(document.querySelectorAll('#chat-log li')).map(li => \
+               li.querySelector('.name').textContent + ': ' + li.querySelector('.text').textContent);";
+    page.wait_for(&format!("chat lines {want:?}"), MEDIA_DEADLINE, move |p| {
+        let want = want.clone();
+        Box::pin(async move {
+            let got: Vec<String> = serde_json::from_value(p.eval(log).await?)?;
+            Ok(want.iter().all(|w| got.contains(w)))
+        })
+    })
+    .await
+    .unwrap();
+}

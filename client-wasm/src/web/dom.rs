@@ -21,6 +21,8 @@ pub struct Ui {
     status: Element,
     notice: Element,
     local_video: HtmlVideoElement,
+    chat_log: Element,
+    chat_input: HtmlInputElement,
     /// The grid of remote tiles.
     pub grid: Element,
     _listeners: Vec<Listener>,
@@ -54,6 +56,8 @@ impl Ui {
             status: get(document, "status")?,
             notice: get(document, "notice")?,
             local_video: get(document, "local-video")?,
+            chat_log: get(document, "chat-log")?,
+            chat_input: get(document, "chat-input")?,
             grid: get(document, "grid")?,
             _listeners: Vec::new(),
         };
@@ -94,8 +98,17 @@ impl Ui {
                 }
             })
         };
+        let chat_form: HtmlElement = get(document, "chat-form")?;
+        let chat = {
+            let events = events.clone();
+            Listener::new(chat_form.as_ref(), "submit", move |ev| {
+                ev.prevent_default();
+                events.send(AppEvent::ChatSubmit);
+            })
+        };
         let listeners = vec![
             keys,
+            chat,
             submit,
             click(&ui.leave, || AppEvent::LeaveClicked),
             click(&copy, || AppEvent::CopyLink),
@@ -183,6 +196,36 @@ impl Ui {
     pub fn disable_media_controls(&self) {
         let _ = self.mic.toggle_attribute_with_force("disabled", true);
         let _ = self.cam.toggle_attribute_with_force("disabled", true);
+    }
+
+    /// The chat text typed, emptied (none when blank).
+    pub fn take_chat_input(&self) -> Option<String> {
+        let text = self.chat_input.value().trim().to_owned();
+        self.chat_input.set_value("");
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// Appends a chat message: sender, local time, text (as text, never as HTML).
+    pub fn show_chat(&self, line: &crate::core::ChatLine, own: bool) {
+        let Ok(item) = self.document.create_element("li") else {
+            return;
+        };
+        item.set_class_name(if own { "own" } else { "theirs" });
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(line.time));
+        let time = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+        for (class, text) in [
+            ("name", line.name.as_str()),
+            ("time", time.as_str()),
+            ("text", line.chat.as_str()),
+        ] {
+            if let Ok(span) = self.document.create_element("span") {
+                span.set_class_name(class);
+                span.set_text_content(Some(text));
+                let _ = item.append_child(&span);
+            }
+        }
+        let _ = self.chat_log.append_child(&item);
+        item.scroll_into_view();
     }
 
     /// Shows the local preview (muted: people must not hear themselves).

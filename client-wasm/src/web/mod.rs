@@ -46,6 +46,8 @@ pub enum AppEvent {
     CopyLink,
     /// A microphone or camera button.
     Toggle(MediaKind),
+    /// The chat form was submitted.
+    ChatSubmit,
     /// Something failed; show it.
     Error(WebError),
 }
@@ -342,6 +344,14 @@ impl App {
             }
             AppEvent::CopyLink => self.copy_link(),
             AppEvent::Toggle(kind) => self.drive(Event::Toggle(kind)),
+            AppEvent::ChatSubmit => {
+                if let Some(text) = self.ui.take_chat_input() {
+                    self.drive(Event::ChatSend {
+                        text,
+                        time: js_sys::Date::now(),
+                    });
+                }
+            }
             AppEvent::Error(e) => self.show(&e),
         }
     }
@@ -467,6 +477,12 @@ impl App {
                 }
                 self.ui.set_media_on(kind, on);
             }
+            Command::SendChatData(id, text) => {
+                if let Some(peer) = self.peers.get(&id) {
+                    peer.send_chat(&text)?;
+                }
+            }
+            Command::ShowChat { line, own } => self.ui.show_chat(&line, own),
             Command::UseIceServers(servers) => {
                 if !self.config.ice_from_page {
                     self.config.ice_servers = relay_ice_servers(&servers);

@@ -19,6 +19,8 @@ use web_sys::{
 /// A remote peer; see the module doc.
 pub struct Peer {
     pc: RtcPeerConnection,
+    /// The chat channel, negotiated in the SDP (id 0 on both sides: no extra round trip).
+    chat: web_sys::RtcDataChannel,
     tile: Element,
     tracks_attached: bool,
     _listeners: Vec<Listener>,
@@ -121,9 +123,30 @@ impl Peer {
             }));
         }
 
+        let init = web_sys::RtcDataChannelInit::new();
+        init.set_negotiated(true);
+        init.set_id(0);
+        let chat = pc.create_data_channel_with_data_channel_dict("chat", &init);
+        for (kind, open) in [("open", true), ("close", false)] {
+            let (id, events) = (id.clone(), events.clone());
+            listeners.push(Listener::new(chat.as_ref(), kind, move |_| {
+                events.send(AppEvent::Core(Event::ChatChannel(id.clone(), open)));
+            }));
+        }
+        {
+            let (id, events) = (id.clone(), events.clone());
+            listeners.push(Listener::new(chat.as_ref(), "message", move |ev| {
+                let ev: web_sys::MessageEvent = ev.unchecked_into();
+                if let Some(text) = ev.data().as_string() {
+                    events.send(AppEvent::Core(Event::ChatData(id.clone(), text)));
+                }
+            }));
+        }
+
         grid.append_child(&tile).map_err(js("appendChild"))?;
         let mut peer = Peer {
             pc,
+            chat,
             tile,
             tracks_attached: false,
             _listeners: listeners,
@@ -165,6 +188,13 @@ impl Peer {
         Ok(())
     }
 
+    /// Sends text on the chat channel.
+    pub fn send_chat(&self, text: &str) -> Result<(), WebError> {
+        self.chat
+            .send_with_str(text)
+            .map_err(js("RTCDataChannel.send"))
+    }
+
     /// Whether the local tracks are attached.
     pub fn tracks_attached(&self) -> bool {
         self.tracks_attached
@@ -174,6 +204,7 @@ impl Peer {
 impl Drop for Peer {
     fn drop(&mut self) {
         // Listeners go with `_listeners`; close the connection and take the tile away.
+        self.chat.close();
         self.pc.close();
         self.tile.remove();
     }
