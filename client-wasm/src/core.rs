@@ -80,6 +80,10 @@ pub enum Event {
     ChatChannel(ClientId, bool),
     /// A chat message arrived on a peer's data channel (the JSON text of a [`ChatLine`]).
     ChatData(ClientId, String),
+    /// The user pressed the screen-share button.
+    ShareToggle,
+    /// Screen sharing ended (stopped by the browser's own control, or it could not start).
+    ShareEnded,
 }
 
 /// One chat message as it travels (data channel, or the relay's `message` as fallback):
@@ -132,6 +136,10 @@ pub enum Command {
     UseIceServers(Vec<IceServer>),
     /// Send text on a peer's chat data channel.
     SendChatData(ClientId, String),
+    /// Ask for a screen and send it instead of the camera on every peer connection.
+    StartShare,
+    /// Stop sharing the screen and send the camera again.
+    StopShare,
     /// Show a chat message (`own`: sent by this page).
     ShowChat {
         /// The message.
@@ -192,6 +200,7 @@ pub struct Core {
     resume_token: Option<String>,
     mic_on: bool,
     cam_on: bool,
+    sharing: bool,
     attempt: u32,
 }
 
@@ -217,6 +226,7 @@ impl Core {
             resume_token: None,
             mic_on: true,
             cam_on: true,
+            sharing: false,
             attempt: 0,
         }
     }
@@ -251,6 +261,11 @@ impl Core {
     /// The remote peers, by id.
     pub fn peer_ids(&self) -> impl Iterator<Item = &ClientId> {
         self.peers.keys()
+    }
+
+    /// Whether the screen is being shared.
+    pub fn sharing(&self) -> bool {
+        self.sharing
     }
 
     /// Whether the microphone / camera are on.
@@ -428,6 +443,19 @@ impl Core {
                     }
                 }
                 out.push(Command::ShowChat { line, own: true });
+            }
+            Event::ShareToggle => {
+                self.sharing = !self.sharing;
+                out.push(if self.sharing {
+                    Command::StartShare
+                } else {
+                    Command::StopShare
+                });
+            }
+            Event::ShareEnded => {
+                if std::mem::take(&mut self.sharing) {
+                    out.push(Command::StopShare);
+                }
             }
             Event::ChatChannel(id, open) => {
                 if let Some(peer) = self.peers.get_mut(&id) {

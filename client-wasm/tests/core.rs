@@ -589,3 +589,16 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
     };
     assert_eq!(core.handle(Event::Signal(other)), vec![]);
 }
+
+#[test]
+fn screen_sharing_starts_stops_and_ends_from_the_browser() {
+    let mut core = welcomed("m");
+    assert_eq!(core.handle(Event::ShareToggle), vec![Command::StartShare]);
+    assert!(core.sharing());
+    assert_eq!(core.handle(Event::ShareToggle), vec![Command::StopShare]);
+    assert!(!core.sharing());
+    core.handle(Event::ShareToggle);
+    // The browser's own stop control (or a refused picker) ends it once.
+    assert_eq!(core.handle(Event::ShareEnded), vec![Command::StopShare]);
+    assert_eq!(core.handle(Event::ShareEnded), vec![]);
+}

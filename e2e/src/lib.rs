@@ -34,6 +34,8 @@ pub const CHROME_ARGS: &[&str] = &[
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
     "--allow-loopback-in-peer-connection",
+    // getDisplayMedia picks the (fake) entire screen without a picker.
+    "--auto-select-desktop-capture-source=Entire",
     "--window-size=1280,800",
 ];
 

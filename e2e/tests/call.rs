@@ -440,3 +440,43 @@ async fn wait_chat(page: &Page, want: &[&str]) {
     .await
     .unwrap();
 }
+
+/// Screen sharing replaces the camera on the peer connection (no renegotiation): the other page
+/// sees the (fake, 800×600) screen in the sharer's tile, then the (640×480) camera again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_screen_replaces_the_camera_and_back() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-share&ice=").await.unwrap();
+    let b = harness.page("room=e2e-share&ice=").await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let camera = b.tiles().await.unwrap()[0].video_width;
+    assert_eq!(camera, 640);
+    a.click("share").await.unwrap();
+    wait_width(&b, 800).await;
+    a.click("share").await.unwrap();
+    wait_width(&b, 640).await;
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}
+
+/// Waits until the page's (only) remote tile plays video `want` pixels wide.
+async fn wait_width(page: &Page, want: u64) {
+    page.wait_for(
+        &format!("remote video {want} wide"),
+        MEDIA_DEADLINE,
+        move |p| {
+            Box::pin(async move {
+                Ok(p.tiles()
+                    .await?
+                    .first()
+                    .is_some_and(|t| t.video_width == want))
+            })
+        },
+    )
+    .await
+    .unwrap();
+}

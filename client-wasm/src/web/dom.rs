@@ -18,6 +18,7 @@ pub struct Ui {
     leave: HtmlElement,
     mic: HtmlElement,
     cam: HtmlElement,
+    share: HtmlElement,
     status: Element,
     notice: Element,
     local_video: HtmlVideoElement,
@@ -53,6 +54,7 @@ impl Ui {
             leave: get(document, "leave")?,
             mic: get(document, "mic")?,
             cam: get(document, "cam")?,
+            share: get(document, "share")?,
             status: get(document, "status")?,
             notice: get(document, "notice")?,
             local_video: get(document, "local-video")?,
@@ -114,6 +116,9 @@ impl Ui {
             click(&copy, || AppEvent::CopyLink),
             click(&ui.mic, || AppEvent::Toggle(MediaKind::Audio)),
             click(&ui.cam, || AppEvent::Toggle(MediaKind::Video)),
+            click(&ui.share, || {
+                AppEvent::Core(crate::core::Event::ShareToggle)
+            }),
         ];
         Ok(Ui {
             _listeners: listeners,
@@ -190,6 +195,15 @@ impl Ui {
         };
         button.set_text_content(Some(label));
         let _ = button.set_attribute("title", &format!("{label} ({what})"));
+    }
+
+    /// Reflects screen sharing on its button.
+    pub fn set_sharing(&self, on: bool) {
+        let _ = self
+            .share
+            .set_attribute("aria-pressed", if on { "true" } else { "false" });
+        self.share
+            .set_text_content(Some(if on { "Stop sharing" } else { "Share screen" }));
     }
 
     /// Disables the microphone and camera buttons (no local media).

@@ -48,6 +48,8 @@ pub enum AppEvent {
     Toggle(MediaKind),
     /// The chat form was submitted.
     ChatSubmit,
+    /// getDisplayMedia settled.
+    Screen(Result<MediaStream, WebError>),
     /// Something failed; show it.
     Error(WebError),
 }
@@ -151,6 +153,16 @@ pub fn ice_servers(list: &str) -> JsValue {
     servers.into()
 }
 
+/// Sends the shared screen's video on `peer` instead of the camera.
+fn send_screen(peer: &Peer, screen: &MediaStream) {
+    if let Some(track) = media::tracks(screen)
+        .into_iter()
+        .find(|t| t.kind() == "video")
+    {
+        peer.send_video(&track, screen);
+    }
+}
+
 /// Where the display name is remembered between visits.
 const NAME_KEY: &str = "rust-video-call.name";
 
@@ -247,6 +259,7 @@ async fn run() -> Result<(), WebError> {
         local: None,
         media_settled: false,
         join_waiting: None,
+        screen: None,
         signal: None,
         generation: 0,
         reconnect: None,
@@ -271,6 +284,8 @@ struct App {
     join_waiting: Option<RoomId>,
     signal: Option<SignalTx>,
     generation: u32,
+    /// The shared screen, while sharing, and the listener for the browser ending it.
+    screen: Option<(MediaStream, listener::Listener)>,
     /// The pending reconnect timer's callback (kept alive until it fires or is replaced).
     reconnect: Option<Closure<dyn FnMut()>>,
     events: Events,
@@ -344,6 +359,30 @@ impl App {
             }
             AppEvent::CopyLink => self.copy_link(),
             AppEvent::Toggle(kind) => self.drive(Event::Toggle(kind)),
+            AppEvent::Screen(Ok(stream)) => {
+                let Some(track) = media::tracks(&stream)
+                    .into_iter()
+                    .find(|t| t.kind() == "video")
+                else {
+                    return self.drive(Event::ShareEnded);
+                };
+                // The browser's own "stop sharing" control ends the track.
+                let events = self.events.clone();
+                let ended = listener::Listener::new(track.as_ref(), "ended", move |_| {
+                    events.send(AppEvent::Core(Event::ShareEnded));
+                });
+                for peer in self.peers.values() {
+                    peer.send_video(&track, &stream);
+                }
+                self.ui.show_local(&stream);
+                self.ui.set_sharing(true);
+                self.screen = Some((stream, ended));
+            }
+            AppEvent::Screen(Err(e)) => {
+                self.ui
+                    .set_notice(&format!("Screen sharing did not start: {e}"));
+                self.drive(Event::ShareEnded);
+            }
             AppEvent::ChatSubmit => {
                 if let Some(text) = self.ui.take_chat_input() {
                     self.drive(Event::ChatSend {
@@ -424,6 +463,11 @@ impl App {
                     &self.ui.grid,
                     &self.events,
                 )?;
+                if offerer {
+                    if let Some((screen, _)) = &self.screen {
+                        send_screen(&peer, screen);
+                    }
+                }
                 self.peers.insert(id, peer);
                 self.ui.update_grid();
             }
@@ -477,6 +521,43 @@ impl App {
                 }
                 self.ui.set_media_on(kind, on);
             }
+            Command::StartShare => {
+                let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
+                let devices = window
+                    .navigator()
+                    .media_devices()
+                    .map_err(js("mediaDevices"))?;
+                let promise = devices.get_display_media().map_err(js("getDisplayMedia"))?;
+                let events = self.events.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = error::await_promise("getDisplayMedia", promise)
+                        .await
+                        .and_then(|s| {
+                            wasm_bindgen::JsCast::dyn_into::<MediaStream>(s)
+                                .map_err(js("getDisplayMedia"))
+                        });
+                    events.send(AppEvent::Screen(result));
+                });
+            }
+            Command::StopShare => {
+                if let Some((screen, _ended)) = self.screen.take() {
+                    for track in media::tracks(&screen) {
+                        track.stop();
+                    }
+                }
+                if let Some(local) = &self.local {
+                    if let Some(camera) = media::tracks(local)
+                        .into_iter()
+                        .find(|t| t.kind() == "video")
+                    {
+                        for peer in self.peers.values() {
+                            peer.send_video(&camera, local);
+                        }
+                    }
+                    self.ui.show_local(local);
+                }
+                self.ui.set_sharing(false);
+            }
             Command::SendChatData(id, text) => {
                 if let Some(peer) = self.peers.get(&id) {
                     peer.send_chat(&text)?;
@@ -507,6 +588,9 @@ impl App {
             // The answerer's tracks go on the offered transceivers, now that the offer is set.
             if let Err(e) = peer.attach_tracks(self.local.as_ref()) {
                 self.ui.set_notice(&e.to_string());
+            }
+            if let Some((screen, _)) = &self.screen {
+                send_screen(peer, screen);
             }
         }
         let pc = peer.pc().clone();

@@ -188,6 +188,30 @@ impl Peer {
         Ok(())
     }
 
+    /// Sends `track` as this connection's video instead of what it sends now (no
+    /// renegotiation when a video sender exists; otherwise the track is added and the
+    /// connection renegotiates).
+    pub fn send_video(&self, track: &web_sys::MediaStreamTrack, stream: &MediaStream) {
+        let senders = self.pc.get_senders();
+        let video = senders
+            .iter()
+            .filter_map(|s| s.dyn_into::<web_sys::RtcRtpSender>().ok())
+            .find(|s| s.track().is_some_and(|t| t.kind() == "video"));
+        match video {
+            Some(sender) => {
+                let promise = sender.replace_track(Some(track));
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Err(e) = await_promise("replaceTrack", promise).await {
+                        web_sys::console::warn_1(&JsValue::from_str(&e.to_string()));
+                    }
+                });
+            }
+            None => {
+                self.pc.add_track_0(track, stream);
+            }
+        }
+    }
+
     /// Sends text on the chat channel.
     pub fn send_chat(&self, text: &str) -> Result<(), WebError> {
         self.chat
