@@ -2,10 +2,12 @@
 //!
 //! - [`core`]: the pure state machine of the call (offerer rule, perfect negotiation, ICE
 //!   candidate buffering, teardown, reconnect), tested natively with `cargo test`.
+//! - [`stats`]: connection quality from WebRTC statistics (pure).
 //! - `web` (wasm32 only): the thin web-sys layer that executes the core's commands: signaling
 //!   socket, getUserMedia, RTCPeerConnections, the DOM.
 
 pub mod core;
+pub mod stats;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

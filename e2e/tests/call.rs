@@ -480,3 +480,44 @@ async fn wait_width(page: &Page, want: u64) {
     .await
     .unwrap();
 }
+
+/// Each remote tile shows the connection's quality from getStats: a grade, the round-trip
+/// time, the inbound bitrate and the packet loss, with numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_show_connection_quality_with_numbers() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-stats&ice=").await.unwrap();
+    let b = harness.page("room=e2e-stats&ice=").await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let read = "const t = document.querySelector('#grid .tile'); \
+                return [t.dataset.quality || '', t.querySelector('.stats').textContent];";
+    a.wait_for("quality numbers on the tile", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move {
+            let v = p.eval(read).await?;
+            let (grade, line) = (v[0].as_str().unwrap_or(""), v[1].as_str().unwrap_or(""));
+            // e.g. "good · 1 ms · 1.2 Mb/s · 0.0% loss", with a rate above zero.
+            let parts: Vec<&str> = line.split(" · ").collect();
+            let rate_ok = parts.get(2).is_some_and(|r| {
+                r.split(' ')
+                    .next()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .is_some_and(|n| n > 0.0)
+            });
+            Ok(["good", "fair", "poor"].contains(&grade)
+                && parts.len() == 4
+                && parts[0] == grade
+                && parts[1].ends_with(" ms")
+                && parts[1].trim_end_matches(" ms").parse::<f64>().is_ok()
+                && rate_ok
+                && parts[3].ends_with("% loss"))
+        })
+    })
+    .await
+    .unwrap();
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}

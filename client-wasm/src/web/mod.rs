@@ -27,6 +27,9 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use web_sys::MediaStream;
 
+/// How often connection statistics are read, ms.
+const STATS_EVERY_MS: i32 = 2000;
+
 /// Default ICE servers when the page does not configure any.
 const DEFAULT_ICE: &str = "stun:stun.l.google.com:19302";
 
@@ -50,6 +53,10 @@ pub enum AppEvent {
     ChatSubmit,
     /// getDisplayMedia settled.
     Screen(Result<MediaStream, WebError>),
+    /// Time to read every peer connection's statistics.
+    StatsTick,
+    /// A peer connection's statistics.
+    Stats(ClientId, crate::stats::Sample),
     /// Something failed; show it.
     Error(WebError),
 }
@@ -252,7 +259,17 @@ async fn run() -> Result<(), WebError> {
         media_events.send(AppEvent::Media(media));
     });
 
+    // Connection quality on every tile, every two seconds.
+    let stats_events = events.clone();
+    let stats_timer = Closure::<dyn FnMut()>::new(move || stats_events.send(AppEvent::StatsTick));
+    window
+        .set_interval_with_callback_and_timeout_and_arguments_0(
+            wasm_bindgen::JsCast::unchecked_ref(stats_timer.as_ref()),
+            STATS_EVERY_MS,
+        )
+        .map_err(js("setInterval"))?;
     let mut app = App {
+        _stats_timer: stats_timer,
         core: Core::new(None),
         ui,
         peers: BTreeMap::new(),
@@ -284,6 +301,8 @@ struct App {
     join_waiting: Option<RoomId>,
     signal: Option<SignalTx>,
     generation: u32,
+    /// The statistics timer's callback (page lifetime).
+    _stats_timer: Closure<dyn FnMut()>,
     /// The shared screen, while sharing, and the listener for the browser ending it.
     screen: Option<(MediaStream, listener::Listener)>,
     /// The pending reconnect timer's callback (kept alive until it fires or is replaced).
@@ -382,6 +401,22 @@ impl App {
                 self.ui
                     .set_notice(&format!("Screen sharing did not start: {e}"));
                 self.drive(Event::ShareEnded);
+            }
+            AppEvent::StatsTick => {
+                for (id, peer) in &self.peers {
+                    let (id, pc, events) = (id.clone(), peer.pc().clone(), self.events.clone());
+                    wasm_bindgen_futures::spawn_local(async move {
+                        // A connection closing meanwhile has no statistics: skip it this time.
+                        if let Ok(sample) = peer::sample(&pc).await {
+                            events.send(AppEvent::Stats(id, sample));
+                        }
+                    });
+                }
+            }
+            AppEvent::Stats(id, sample) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.show_sample(sample);
+                }
             }
             AppEvent::ChatSubmit => {
                 if let Some(text) = self.ui.take_chat_input() {

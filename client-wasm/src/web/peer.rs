@@ -19,6 +19,9 @@ use web_sys::{
 /// A remote peer; see the module doc.
 pub struct Peer {
     pc: RtcPeerConnection,
+    /// The tile's connection-quality line, and the last statistics sample.
+    stats_line: Element,
+    last_sample: Option<crate::stats::Sample>,
     /// The chat channel, negotiated in the SDP (id 0 on both sides: no extra round trip).
     chat: web_sys::RtcDataChannel,
     tile: Element,
@@ -45,7 +48,7 @@ impl Peer {
         let document = grid
             .owner_document()
             .ok_or_else(|| WebError::new("document", "none"))?;
-        let (tile, video) = make_tile(&document, id, label)?;
+        let (tile, video, stats_line) = make_tile(&document, id, label)?;
 
         let mut listeners = Vec::new();
         let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
@@ -146,6 +149,8 @@ impl Peer {
         grid.append_child(&tile).map_err(js("appendChild"))?;
         let mut peer = Peer {
             pc,
+            stats_line,
+            last_sample: None,
             chat,
             tile,
             tracks_attached: false,
@@ -212,6 +217,14 @@ impl Peer {
         }
     }
 
+    /// Shows the quality since the previous sample on the tile (`data-quality` too).
+    pub fn show_sample(&mut self, sample: crate::stats::Sample) {
+        let q = crate::stats::quality(self.last_sample.as_ref(), &sample);
+        self.last_sample = Some(sample);
+        self.stats_line.set_text_content(Some(&q.describe()));
+        let _ = self.tile.set_attribute("data-quality", q.grade.as_str());
+    }
+
     /// Sends text on the chat channel.
     pub fn send_chat(&self, text: &str) -> Result<(), WebError> {
         self.chat
@@ -238,7 +251,7 @@ fn make_tile(
     document: &Document,
     id: &ClientId,
     label: &str,
-) -> Result<(Element, HtmlVideoElement), WebError> {
+) -> Result<(Element, HtmlVideoElement, Element), WebError> {
     let tile = document
         .create_element("div")
         .map_err(js("createElement"))?;
@@ -258,9 +271,17 @@ fn make_tile(
         .map_err(js("createElement"))?;
     name.set_class_name("label");
     name.set_text_content(Some(label));
+    let stats = document
+        .create_element("div")
+        .map_err(js("createElement"))?;
+    stats.set_class_name("stats");
+    stats
+        .set_attribute("aria-label", "connection quality")
+        .map_err(js("setAttribute"))?;
     tile.append_child(&video).map_err(js("appendChild"))?;
     tile.append_child(&name).map_err(js("appendChild"))?;
-    Ok((tile, video))
+    tile.append_child(&stats).map_err(js("appendChild"))?;
+    Ok((tile, video, stats))
 }
 
 /// Starts playback; a refusal (autoplay policy) is shown in the page.
@@ -371,4 +392,51 @@ fn sdp_type(kind: SdpKind) -> RtcSdpType {
         SdpKind::Offer => RtcSdpType::Offer,
         SdpKind::Answer => RtcSdpType::Answer,
     }
+}
+
+fn number(stat: &JsValue, key: &str) -> Option<f64> {
+    Reflect::get(stat, &JsValue::from_str(key)).ok()?.as_f64()
+}
+
+fn text(stat: &JsValue, key: &str) -> Option<String> {
+    Reflect::get(stat, &JsValue::from_str(key))
+        .ok()?
+        .as_string()
+}
+
+/// Reads `getStats()` into a sample: the selected candidate pair's round-trip time and the
+/// inbound RTP streams' byte and packet counts.
+pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebError> {
+    let report = await_promise("getStats", pc.get_stats()).await?;
+    let mut sample = crate::stats::Sample {
+        at_ms: js_sys::Date::now(),
+        ..Default::default()
+    };
+    let entries = js_sys::try_iter(&report)
+        .map_err(js("getStats"))?
+        .ok_or_else(|| WebError::new("getStats", "the report is not iterable"))?;
+    for entry in entries {
+        let entry = entry.map_err(js("getStats"))?;
+        let stat = Reflect::get(&entry, &JsValue::from_f64(1.0)).map_err(js("getStats"))?;
+        match text(&stat, "type").as_deref() {
+            Some("candidate-pair") => {
+                let nominated = Reflect::get(&stat, &JsValue::from_str("nominated"))
+                    .ok()
+                    .and_then(|n| n.as_bool());
+                if text(&stat, "state").as_deref() == Some("succeeded") && nominated == Some(true) {
+                    if let Some(rtt) = number(&stat, "currentRoundTripTime") {
+                        sample.rtt_ms = Some(rtt * 1000.0);
+                    }
+                }
+            }
+            Some("inbound-rtp") => {
+                sample.bytes_received += number(&stat, "bytesReceived").unwrap_or(0.0) as u64;
+                sample.packets_received += number(&stat, "packetsReceived").unwrap_or(0.0) as u64;
+                // packetsLost can be negative (duplicates): count none then.
+                sample.packets_lost += number(&stat, "packetsLost").unwrap_or(0.0).max(0.0) as u64;
+            }
+            _ => {}
+        }
+    }
+    Ok(sample)
 }
