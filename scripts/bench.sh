@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Benchmarks the relay: builds the server and the load generator (relay-bench) in release mode,
 # then runs each measurement against a freshly spawned server: relay throughput and latency
-# (50 pairs), memory per idle connection (10 000 connections), call set-ups per second.
-# Then the browser app: release bundle size (raw and gzipped) and call set-up time in headless
-# Chromium (median of 10). Prints one JSON line per run and saves them to artifacts/bench.json.
+# (50 pairs), memory per idle connection (10 000 connections), call set-ups per second. Then
+# `cluster`: the relay as one instance (memory store), and as two instances sharing a Redis
+# (relay-bench starts its own redis-server on a free port) with every pair split across the two
+# instances, then with each pair on one instance. Then the browser app: release bundle size (raw
+# and gzipped) and call set-up time in headless Chromium (median of 10). Prints one JSON line
+# per run and saves them to artifacts/bench.json.
 #
 # Usage:
-#   scripts/bench.sh                      # all three runs with their default options
+#   scripts/bench.sh                      # every run with its default options
 #   scripts/bench.sh relay --pairs 10     # one run; the options go to `relay-bench relay`
+#   scripts/bench.sh relay --instances 2  # two instances sharing a Redis, pairs split across them
 #   scripts/bench.sh setup --server-arg=--max-members --server-arg=4
+#   scripts/bench.sh cluster              # relay: 1 instance, 2 cross-instance, 2 same-instance
+#   scripts/bench.sh cluster --duration 5 # the options go to each of the three relay runs
 #   scripts/bench.sh app                  # browser app: bundle size and call set-up time
 # `relay-bench <mode> --help` lists every option. CARGO_TARGET_DIR is honoured.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -29,6 +35,14 @@ run() {
     "$bench" "$mode" --spawn "$server" "$@" | tee -a "$out"
 }
 
+# The relay alone (memory store) and as two instances sharing a Redis, across and within them.
+cluster() {
+    ensure_redis
+    run relay --pairs 50 "$@"
+    run relay --pairs 50 --instances 2 "$@"
+    run relay --pairs 50 --instances 2 --same-instance "$@"
+}
+
 # The browser app: bundle sizes of dist/ and the call set-up benchmark.
 app() {
     ensure_wasm_toolchain
@@ -47,11 +61,16 @@ app() {
 }
 
 if (($# > 0)); then
-    if [ "$1" = app ]; then app; else run "$@"; fi
+    case $1 in
+    app) app ;;
+    cluster) shift; cluster "$@" ;;
+    *) run "$@" ;;
+    esac
 else
     run relay --pairs 50
     run conns --count 10000
     run setup
+    cluster
     app
 fi
 echo "saved to $out" >&2

@@ -4,11 +4,13 @@
 //! connecting at a time) that each join room `c{i / S}`, measures the RSS again, and holds the
 //! connections for a while. Each held connection lives in a light task that keeps reading, so
 //! the relay's heartbeat pings are answered and a connection the relay drops is noticed.
+//!
+//! With several instances, connection i connects to instance `i % N` (so a room of two spans
+//! two instances), and memory is summed over the instances.
 
 use crate::client::{self, CLOSE_TIMEOUT, Client, Endpoint};
-use crate::procfs;
 use crate::stats::{Percentiles, nanos, ratio, round3};
-use crate::target::{Server, TargetArgs};
+use crate::target::{Figures, Target, TargetArgs};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use futures_util::StreamExt;
@@ -51,6 +53,7 @@ pub struct ConnsArgs {
 #[derive(Debug, Serialize)]
 pub struct ConnsReport {
     mode: &'static str,
+    /// The first instance's URL (all of them: `per_instance`).
     url: String,
     count: usize,
     room_size: usize,
@@ -64,7 +67,8 @@ pub struct ConnsReport {
     connects_per_s: f64,
     /// Connect + `welcome` + `join` + `joined`, per connection.
     connect_time: Percentiles,
-    /// Server CPU time spent while the connections were opened.
+    /// Server CPU time spent while the connections were opened (summed over the instances, as
+    /// every server figure below).
     server_cpu_connect_s: f64,
     /// Idle, nothing connected.
     rss_before_kb: u64,
@@ -80,13 +84,17 @@ pub struct ConnsReport {
     /// Close handshakes that failed or timed out at the end.
     close_failures: usize,
     first_close_failure: Option<String>,
-    /// How the spawned server ended after SIGTERM.
+    /// How the spawned server ended after SIGTERM (`i0: ...; i1: ...` for several).
     server_exit: Option<String>,
+    /// Per instance: CPU while connecting; memory idle and once every connection has joined.
+    #[serde(flatten)]
+    target: Figures,
 }
 
 /// Signals shared by the connection tasks.
 struct Hold {
-    endpoint: Endpoint,
+    /// One per instance; connection i connects to `endpoints[i % N]`.
+    endpoints: Vec<Endpoint>,
     room_size: usize,
     connecting: Semaphore,
     dropped: AtomicUsize,
@@ -99,13 +107,11 @@ pub async fn run(args: ConnsArgs) -> Result<ConnsReport> {
     ensure!(args.count > 0, "--count must be at least 1");
     ensure!(args.room_size > 0, "--room-size must be at least 1");
     ensure!(args.concurrency > 0, "--concurrency must be at least 1");
-    let mut server = Server::start(&args.target)?;
-    let pid = server.pid;
-    let rss_before_kb = procfs::rss_kb(pid)?;
-    let cpu_start = procfs::cpu_seconds(pid)?;
+    let mut target = Target::start(&args.target)?;
+    let start = target.usage()?;
 
     let hold = Arc::new(Hold {
-        endpoint: server.endpoint.clone(),
+        endpoints: target.endpoints(),
         room_size: args.room_size,
         connecting: Semaphore::new(args.concurrency),
         dropped: AtomicUsize::new(0),
@@ -146,12 +152,13 @@ pub async fn run(args: ConnsArgs) -> Result<ConnsReport> {
         bail!("the connections did not all join within {CONNECT_PHASE_TIMEOUT:?}");
     }
     let connect_s = started.elapsed().as_secs_f64();
-    let server_cpu_connect_s = procfs::cpu_seconds(pid)? - cpu_start;
-    let rss_after_kb = procfs::rss_kb(pid)?;
+    let joined = target.usage()?;
+    let server_cpu_connect_s = joined.cpu_s() - start.cpu_s();
+    let (rss_before_kb, rss_after_kb) = (start.rss_kb(), joined.rss_kb());
     let connected = connect_nanos.len();
 
     sleep(args.hold).await;
-    let rss_hold_end_kb = procfs::rss_kb(pid)?;
+    let rss_hold_end_kb = target.usage()?.rss_kb();
     let dropped_during_hold = hold.dropped.load(Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let close_all = async { while tasks.join_next().await.is_some() {} };
@@ -159,13 +166,19 @@ pub async fn run(args: ConnsArgs) -> Result<ConnsReport> {
     if timeout(close_timeout, close_all).await.is_err() {
         bail!("the connections did not close within {close_timeout:?}");
     }
-    server.check_running()?;
-    let server_exit = server.stop()?;
+    target.check_running()?;
+    let instances = target.len();
+    let clients: Vec<usize> = (0..instances)
+        .map(|k| args.count / instances + usize::from(k < args.count % instances))
+        .collect();
+    let mut figures = target.figures(&start, &start, &joined, connect_s, &clients);
+    let url = target.url();
+    let server_exit = target.stop(&mut figures)?;
 
     let grown_bytes = (rss_after_kb as f64 - rss_before_kb as f64) * 1024.0;
     Ok(ConnsReport {
         mode: "conns",
-        url: hold.endpoint.url.clone(),
+        url,
         count: args.count,
         room_size: args.room_size,
         concurrency: args.concurrency,
@@ -185,6 +198,7 @@ pub async fn run(args: ConnsArgs) -> Result<ConnsReport> {
         close_failures: hold.close_failures.load(Ordering::Relaxed),
         first_close_failure: hold.first_close_failure.lock().ok().and_then(|f| f.clone()),
         server_exit,
+        target: figures,
     })
 }
 
@@ -203,7 +217,8 @@ async fn hold_connection(
         let started = Instant::now();
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
         async {
-            let mut client = Client::connect(&hold.endpoint, config).await?;
+            let endpoint = &hold.endpoints[i % hold.endpoints.len()];
+            let mut client = Client::connect(endpoint, config).await?;
             client.join(&format!("c{}", i / hold.room_size)).await?;
             anyhow::Ok((client, started.elapsed()))
         }

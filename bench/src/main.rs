@@ -8,10 +8,14 @@
 //! - `setup`: complete call set-ups per second (connect, join, 5 KB offer and answer, candidates,
 //!   close), per server CPU-second.
 //!
-//! The relay under test is either spawned by the bench (`--spawn`) or already running (`--url`
-//! with `--pid`); its CPU time and memory are read from `/proc`. Layout: `target.rs` selects and
-//! stops the server, `procfs.rs` reads `/proc`, `client.rs` holds the WebSocket client helpers,
-//! `stats.rs` the percentiles, and one module per mode.
+//! The relay under test is either spawned by the bench (`--spawn`; `--instances N` for several
+//! instances sharing a Redis, the bench's own `redis-server` unless `--redis-url` is given) or
+//! already running (`--url` with `--pid`, repeated for several instances); its CPU time and
+//! memory are read from `/proc` and summed over the instances. With several instances, the
+//! clients are spread over them (`relay` and `setup`: the two clients of a pair on different
+//! instances, unless `--same-instance`). Layout: `target.rs` selects, measures and stops the
+//! servers (and their Redis), `procfs.rs` reads `/proc`, `client.rs` holds the WebSocket client
+//! helpers, `stats.rs` the percentiles, and one module per mode.
 
 mod client;
 mod conns;

@@ -5,11 +5,16 @@
 //! adapts to what the relay sustains and nothing queues without bound). Each candidate carries
 //! its send time; the receiver turns it into a latency. After a warm-up, messages, latencies and
 //! the relay's CPU time are measured over a fixed interval.
+//!
+//! With several instances, client A of pair i connects to instance `i % N` and client B to
+//! instance `(i + 1) % N`, so that every message crosses from one instance to another through
+//! Redis; with `--same-instance` both clients of pair i connect to instance `i % N` instead, for
+//! comparison. CPU time and memory are summed over the instances.
 
 use crate::client::{self, Client, Endpoint, RECV_TIMEOUT, Ws};
 use crate::procfs;
 use crate::stats::{Percentiles, nanos, ratio, round3};
-use crate::target::{Server, TargetArgs};
+use crate::target::{Figures, Target, TargetArgs};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use futures_util::{FutureExt, SinkExt, StreamExt, TryStreamExt, future, stream};
@@ -46,13 +51,20 @@ pub struct RelayArgs {
     /// Seconds of load before measuring.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = crate::parse_secs)]
     warmup: Duration,
+    /// With several instances, put both clients of a pair on the same instance (pairs spread
+    /// round-robin) instead of on two different ones.
+    #[arg(long)]
+    same_instance: bool,
 }
 
 /// The JSON report of one `relay` run.
 #[derive(Debug, Serialize)]
 pub struct RelayReport {
     mode: &'static str,
+    /// The first instance's URL (all of them: `per_instance`).
     url: String,
+    /// Whether the two clients of every pair are on different instances.
+    cross_instance: bool,
     pairs: usize,
     window: usize,
     warmup_s: f64,
@@ -63,10 +75,14 @@ pub struct RelayReport {
     messages_per_s: f64,
     /// Send-to-receive time of the candidates received during the measured interval.
     latency: Percentiles,
+    /// Summed over the instances, as every server figure below.
     server_cpu_s: f64,
     /// Server CPU time as a share of one core over the interval.
     server_cpu_percent: f64,
     messages_per_server_cpu_s: Option<f64>,
+    /// Per CPU-second of the instances and of the Redis they share (the bench's own
+    /// redis-server); the same as `messages_per_server_cpu_s` without Redis.
+    messages_per_cpu_s_with_redis: Option<f64>,
     bench_cpu_s: f64,
     /// After every pair has connected and joined, before any candidate.
     server_rss_before_kb: u64,
@@ -86,8 +102,10 @@ pub struct RelayReport {
     /// Clients whose loop failed (closed, timed out, ...).
     client_failures: usize,
     first_client_failure: Option<String>,
-    /// How the spawned server ended after SIGTERM.
+    /// How the spawned server ended after SIGTERM (`i0: ...; i1: ...` for several).
     server_exit: Option<String>,
+    #[serde(flatten)]
+    target: Figures,
 }
 
 /// State shared by the bench's clients.
@@ -123,17 +141,25 @@ pub async fn run(args: RelayArgs) -> Result<RelayReport> {
     ensure!(args.pairs > 0, "--pairs must be at least 1");
     ensure!(args.window > 0, "--window must be at least 1");
     ensure!(!args.duration.is_zero(), "--duration must be positive");
-    let mut server = Server::start(&args.target)?;
-    let pid = server.pid;
-    let endpoint = server.endpoint.clone();
+    let mut target = Target::start(&args.target)?;
+    let endpoints = target.endpoints();
+    let instances = endpoints.len();
+    let mut clients_per_instance = vec![0; instances];
+    let placed: Vec<(usize, usize)> = (0..args.pairs)
+        .map(|i| pair_instances(i, instances, args.same_instance))
+        .collect();
+    for &(a, b) in &placed {
+        clients_per_instance[a] += 1;
+        clients_per_instance[b] += 1;
+    }
 
-    let pairs: Vec<(Client, Client)> = stream::iter(0..args.pairs)
-        .map(|i| connect_pair(&endpoint, i))
+    let pairs: Vec<(Client, Client)> = stream::iter(placed.iter().enumerate())
+        .map(|(i, &(a, b))| connect_pair(&endpoints[a], &endpoints[b], i))
         .buffer_unordered(CONNECT_CONCURRENCY)
         .try_collect()
         .await
         .context("cannot set up the pairs")?;
-    let server_rss_before_kb = procfs::rss_kb(pid)?;
+    let rss_start = target.usage()?;
 
     let shared = Arc::new(Shared {
         epoch: Instant::now(),
@@ -150,16 +176,16 @@ pub async fn run(args: RelayArgs) -> Result<RelayReport> {
     }
 
     sleep(args.warmup).await;
-    let cpu_start = procfs::cpu_seconds(pid)?;
+    let cpu_start = target.usage()?;
     let own_start = procfs::own_cpu_seconds()?;
     let started = Instant::now();
     shared.measuring.store(true, Ordering::Relaxed);
     sleep(args.duration).await;
     shared.measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu_s = procfs::cpu_seconds(pid)? - cpu_start;
+    let end = target.usage()?;
     let bench_cpu_s = procfs::own_cpu_seconds()? - own_start;
-    let server_rss_after_kb = procfs::rss_kb(pid)?;
+    let server_cpu_s = end.cpu_s() - cpu_start.cpu_s();
     // Every client is waiting on this or on a read with a timeout, so all stop promptly.
     let _ = stop_tx.send(true);
 
@@ -190,13 +216,16 @@ pub async fn run(args: RelayArgs) -> Result<RelayReport> {
     // Only once every loop has stopped, so that no client sends to a peer that has left. A
     // failed close handshake does not invalidate the measurement.
     future::join_all(stopped.into_iter().map(Client::close)).await;
-    server.check_running()?;
-    let server_exit = server.stop()?;
+    target.check_running()?;
+    let mut figures = target.figures(&cpu_start, &rss_start, &end, elapsed, &clients_per_instance);
+    let url = target.url();
+    let server_exit = target.stop(&mut figures)?;
 
     let messages = total.measured;
     Ok(RelayReport {
         mode: "relay",
-        url: endpoint.url,
+        url,
+        cross_instance: placed.iter().any(|(a, b)| a != b),
         pairs: args.pairs,
         window: args.window,
         warmup_s: round3(args.warmup.as_secs_f64()),
@@ -207,9 +236,12 @@ pub async fn run(args: RelayArgs) -> Result<RelayReport> {
         server_cpu_s: round3(server_cpu_s),
         server_cpu_percent: round3(server_cpu_s / elapsed * 100.0),
         messages_per_server_cpu_s: ratio(messages as f64, server_cpu_s),
+        messages_per_cpu_s_with_redis: figures
+            .cpu_with_redis(server_cpu_s)
+            .and_then(|cpu| ratio(messages as f64, cpu)),
         bench_cpu_s: round3(bench_cpu_s),
-        server_rss_before_kb,
-        server_rss_after_kb,
+        server_rss_before_kb: rss_start.rss_kb(),
+        server_rss_after_kb: end.rss_kb(),
         sent_total: total.sent,
         received_total: total.received,
         relay_errors: total.relay_errors,
@@ -220,14 +252,27 @@ pub async fn run(args: RelayArgs) -> Result<RelayReport> {
         client_failures,
         first_client_failure,
         server_exit,
+        target: figures,
     })
 }
 
-/// Connects two clients, puts them in room `p{i}` and checks that each learns the other's id.
-async fn connect_pair(endpoint: &Endpoint, i: usize) -> Result<(Client, Client)> {
+/// The instances of pair `i`'s two clients among `instances`: consecutive ones (every pair
+/// crosses instances when there are several), or the same one with `same_instance`.
+fn pair_instances(i: usize, instances: usize, same_instance: bool) -> (usize, usize) {
+    let a = i % instances;
+    if same_instance {
+        (a, a)
+    } else {
+        (a, (i + 1) % instances)
+    }
+}
+
+/// Connects client A to `a` and B to `b`, puts them in room `p{i}` and checks that each learns
+/// the other's id.
+async fn connect_pair(a: &Endpoint, b: &Endpoint, i: usize) -> Result<(Client, Client)> {
     let config = WebSocketConfig::default();
-    let mut a = Client::connect(endpoint, config).await?;
-    let mut b = Client::connect(endpoint, config).await?;
+    let mut a = Client::connect(a, config).await?;
+    let mut b = Client::connect(b, config).await?;
     let room = format!("p{i}");
     a.join(&room).await?;
     let joined = b.join(&room).await?;
@@ -410,5 +455,19 @@ impl Tally {
         if self.first_unexpected.is_none() {
             self.first_unexpected = other.first_unexpected;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_cross_instances_unless_asked_not_to() {
+        let cross: Vec<_> = (0..4).map(|i| pair_instances(i, 2, false)).collect();
+        assert_eq!(cross, [(0, 1), (1, 0), (0, 1), (1, 0)]);
+        let same: Vec<_> = (0..4).map(|i| pair_instances(i, 3, true)).collect();
+        assert_eq!(same, [(0, 0), (1, 1), (2, 2), (0, 0)]);
+        assert_eq!(pair_instances(5, 1, false), (0, 0));
     }
 }

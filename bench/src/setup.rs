@@ -4,11 +4,15 @@
 //! `s{worker}-{n}`, then B (B's `joined` must list A, A must get `user-joined` for B); B sends a
 //! ~5 KB offer to A, A answers ~5 KB to B; each sends 4 candidates to the other and receives the
 //! other's 4; both close. Payloads are checked to arrive unchanged.
+//!
+//! With several instances, set-up k (counted over all workers) connects A to instance `k % N`
+//! and B to instance `(k + 1) % N`, so that each call crosses instances; with
+//! `--same-instance` both connect to instance `k % N`. CPU time is summed over the instances.
 
 use crate::client::{self, Client, Endpoint, RECV_TIMEOUT, Ws};
 use crate::procfs;
 use crate::stats::{Percentiles, nanos, ratio, round3};
-use crate::target::{Server, TargetArgs};
+use crate::target::{Figures, Target, TargetArgs};
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
 use futures_util::SinkExt;
@@ -16,6 +20,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout};
@@ -41,13 +46,20 @@ pub struct SetupArgs {
     /// Approximate size of the offer's and the answer's SDP text.
     #[arg(long, default_value_t = 5000)]
     sdp_bytes: usize,
+    /// With several instances, connect both clients of a call to the same instance (calls
+    /// spread round-robin) instead of to two different ones.
+    #[arg(long)]
+    same_instance: bool,
 }
 
 /// The JSON report of one `setup` run.
 #[derive(Debug, Serialize)]
 pub struct SetupReport {
     mode: &'static str,
+    /// The first instance's URL (all of them: `per_instance`).
     url: String,
+    /// Whether the two clients of every call are on different instances.
+    cross_instance: bool,
     concurrency: usize,
     /// Until the last worker finished.
     duration_s: f64,
@@ -55,10 +67,14 @@ pub struct SetupReport {
     failures: usize,
     first_failure: Option<String>,
     setups_per_s: f64,
+    /// Summed over the instances, as every server figure below.
     server_cpu_s: f64,
     /// Server CPU time as a share of one core over the run.
     server_cpu_percent: f64,
     setups_per_server_cpu_s: Option<f64>,
+    /// Per CPU-second of the instances and of the Redis they share (the bench's own
+    /// redis-server); the same as `setups_per_server_cpu_s` without Redis.
+    setups_per_cpu_s_with_redis: Option<f64>,
     bench_cpu_s: f64,
     /// From the first connect to the last candidate received (closing excluded).
     setup_time: Percentiles,
@@ -68,8 +84,10 @@ pub struct SetupReport {
     close_failures: usize,
     first_close_failure: Option<String>,
     server_rss_after_kb: u64,
-    /// How the spawned server ended after SIGTERM.
+    /// How the spawned server ended after SIGTERM (`i0: ...; i1: ...` for several).
     server_exit: Option<String>,
+    #[serde(flatten)]
+    target: Figures,
 }
 
 /// The signaling payloads, built once.
@@ -79,6 +97,29 @@ struct Payloads {
     /// JSON text of the candidates the offerer (B) and the answerer (A) send.
     offerer_candidates: Vec<String>,
     answerer_candidates: Vec<String>,
+}
+
+/// Where the workers' calls connect.
+struct Placement {
+    endpoints: Vec<Endpoint>,
+    same_instance: bool,
+    /// Set-ups started so far, over all workers.
+    next: AtomicUsize,
+    /// Connections opened to each instance.
+    clients: Vec<AtomicUsize>,
+}
+
+impl Placement {
+    /// The endpoints of the next call's A and B.
+    fn next_call(&self) -> (&Endpoint, &Endpoint) {
+        let n = self.endpoints.len();
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        let a = k % n;
+        let b = if self.same_instance { a } else { (k + 1) % n };
+        self.clients[a].fetch_add(1, Ordering::Relaxed);
+        self.clients[b].fetch_add(1, Ordering::Relaxed);
+        (&self.endpoints[a], &self.endpoints[b])
+    }
 }
 
 /// What one worker measured.
@@ -95,9 +136,14 @@ struct WorkerTally {
 pub async fn run(args: SetupArgs) -> Result<SetupReport> {
     ensure!(args.concurrency > 0, "--concurrency must be at least 1");
     ensure!(!args.duration.is_zero(), "--duration must be positive");
-    let mut server = Server::start(&args.target)?;
-    let pid = server.pid;
-    let endpoint = server.endpoint.clone();
+    let mut target = Target::start(&args.target)?;
+    let endpoints = target.endpoints();
+    let placement = Arc::new(Placement {
+        clients: endpoints.iter().map(|_| AtomicUsize::new(0)).collect(),
+        same_instance: args.same_instance,
+        next: AtomicUsize::new(0),
+        endpoints,
+    });
     let payloads = Arc::new(Payloads {
         offer_sdp: sdp(args.sdp_bytes, SdpRole::Offer),
         answer_sdp: sdp(args.sdp_bytes, SdpRole::Answer),
@@ -105,14 +151,14 @@ pub async fn run(args: SetupArgs) -> Result<SetupReport> {
         answerer_candidates: candidates("9f8e"),
     });
 
-    let cpu_start = procfs::cpu_seconds(pid)?;
+    let start = target.usage()?;
     let own_start = procfs::own_cpu_seconds()?;
     let started = Instant::now();
     let deadline = started + args.duration;
     let mut workers = JoinSet::new();
     for worker in 0..args.concurrency {
-        let (endpoint, payloads) = (endpoint.clone(), payloads.clone());
-        workers.spawn(run_worker(worker, endpoint, payloads, deadline));
+        let (placement, payloads) = (placement.clone(), payloads.clone());
+        workers.spawn(run_worker(worker, placement, payloads, deadline));
     }
     let mut total = WorkerTally::default();
     // Each step of a set-up is bounded by the receive timeout; this bounds the whole run.
@@ -136,16 +182,25 @@ pub async fn run(args: SetupArgs) -> Result<SetupReport> {
         .await
         .with_context(|| format!("the workers did not finish within {run_timeout:?}"))??;
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu_s = procfs::cpu_seconds(pid)? - cpu_start;
+    let end = target.usage()?;
     let bench_cpu_s = procfs::own_cpu_seconds()? - own_start;
-    let server_rss_after_kb = procfs::rss_kb(pid)?;
-    server.check_running()?;
-    let server_exit = server.stop()?;
+    let server_cpu_s = end.cpu_s() - start.cpu_s();
+    target.check_running()?;
+    let clients: Vec<usize> = placement
+        .clients
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
+    let mut figures = target.figures(&start, &start, &end, elapsed, &clients);
+    let url = target.url();
+    let cross_instance = target.len() > 1 && !args.same_instance;
+    let server_exit = target.stop(&mut figures)?;
 
     let setups = total.setup_nanos.len();
     Ok(SetupReport {
         mode: "setup",
-        url: endpoint.url,
+        url,
+        cross_instance,
         concurrency: args.concurrency,
         duration_s: round3(elapsed),
         setups,
@@ -155,21 +210,25 @@ pub async fn run(args: SetupArgs) -> Result<SetupReport> {
         server_cpu_s: round3(server_cpu_s),
         server_cpu_percent: round3(server_cpu_s / elapsed * 100.0),
         setups_per_server_cpu_s: ratio(setups as f64, server_cpu_s),
+        setups_per_cpu_s_with_redis: figures
+            .cpu_with_redis(server_cpu_s)
+            .and_then(|cpu| ratio(setups as f64, cpu)),
         bench_cpu_s: round3(bench_cpu_s),
         setup_time: Percentiles::from_nanos(&mut total.setup_nanos),
         offer_sdp_chars: payloads.offer_sdp.len(),
         answer_sdp_chars: payloads.answer_sdp.len(),
         close_failures: total.close_failures,
         first_close_failure: total.first_close_failure,
-        server_rss_after_kb,
+        server_rss_after_kb: end.rss_kb(),
         server_exit,
+        target: figures,
     })
 }
 
 /// Repeats set-ups until `deadline`.
 async fn run_worker(
     worker: usize,
-    endpoint: Endpoint,
+    placement: Arc<Placement>,
     payloads: Arc<Payloads>,
     deadline: Instant,
 ) -> WorkerTally {
@@ -179,7 +238,8 @@ async fn run_worker(
         let room = format!("s{worker}-{n}");
         n += 1;
         let started = Instant::now();
-        match call(&endpoint, &room, &payloads).await {
+        let (a, b) = placement.next_call();
+        match call(a, b, &room, &payloads).await {
             Ok((a, b)) => {
                 tally.setup_nanos.push(nanos(started.elapsed()));
                 let (closed_a, closed_b) = tokio::join!(a.close(), b.close());
@@ -204,15 +264,17 @@ async fn run_worker(
     tally
 }
 
-/// One call's signaling in room `room`; returns both clients, still connected.
-async fn call(endpoint: &Endpoint, room: &str, payloads: &Payloads) -> Result<(Client, Client)> {
+/// One call's signaling in room `room`, A connected to `a` and B to `b`; returns both clients,
+/// still connected.
+async fn call(
+    a: &Endpoint,
+    b: &Endpoint,
+    room: &str,
+    payloads: &Payloads,
+) -> Result<(Client, Client)> {
     let config = WebSocketConfig::default();
-    let mut a = Client::connect(endpoint, config)
-        .await
-        .context("A connects")?;
-    let mut b = Client::connect(endpoint, config)
-        .await
-        .context("B connects")?;
+    let mut a = Client::connect(a, config).await.context("A connects")?;
+    let mut b = Client::connect(b, config).await.context("B connects")?;
     a.join(room).await.context("A joins")?;
     let joined = b.join(room).await.context("B joins")?;
     let members = joined.get("members").and_then(Value::as_array);

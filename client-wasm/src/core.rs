@@ -67,8 +67,8 @@ pub enum Event {
     NegotiationFailed(ClientId, String),
     /// A local ICE candidate (`None`: gathering finished).
     LocalCandidate(ClientId, Option<Payload>),
-    /// The peer connection failed or closed for good.
-    PeerFailed(ClientId),
+    /// A peer connection's state changed (`connectionstatechange`).
+    PeerState(ClientId, PeerLink),
     /// The user sends a chat message (`time`: ms since the epoch, from the page's clock).
     ChatSend {
         /// The text.
@@ -85,6 +85,20 @@ pub enum Event {
     /// Screen sharing ended (stopped by the browser's own control, or it could not start).
     ShareEnded,
 }
+
+/// What a peer connection's state means for the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerLink {
+    /// Media flows.
+    Connected,
+    /// Connectivity was lost; the browser may still recover on its own.
+    Disconnected,
+    /// Connectivity failed: an ICE restart may bring it back.
+    Failed,
+}
+
+/// ICE restarts tried for a failed connection before it is given up.
+pub const MAX_ICE_RESTARTS: u32 = 2;
 
 /// One chat message as it travels (data channel, or the relay's `message` as fallback):
 /// `{"chat": text, "name": sender's name, "time": ms since the epoch}`.
@@ -140,6 +154,10 @@ pub enum Command {
     StartShare,
     /// Stop sharing the screen and send the camera again.
     StopShare,
+    /// Restart ICE on a peer connection (it renegotiates with new credentials).
+    RestartIce(ClientId),
+    /// Show whether a peer's connection is reconnecting.
+    PeerReconnecting(ClientId, bool),
     /// Show a chat message (`own`: sent by this page).
     ShowChat {
         /// The message.
@@ -170,6 +188,8 @@ struct Peer {
     pending: Vec<Payload>,
     /// Whether the chat data channel is open.
     chat_open: bool,
+    /// ICE restarts tried since the connection last worked.
+    restarts: u32,
 }
 
 /// Connection to the relay.
@@ -467,13 +487,30 @@ impl Core {
                     out.push(Command::ShowChat { line, own: false });
                 }
             }
-            Event::PeerFailed(id) => {
-                if self.peers.remove(&id).is_some() {
-                    out.push(Command::ClosePeer(id.clone()));
-                    out.push(Command::Status(format!(
-                        "connection to {} failed",
-                        self.label(&id)
-                    )));
+            Event::PeerState(id, link) => {
+                let label = self.label(&id);
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    return out;
+                };
+                match link {
+                    PeerLink::Connected => {
+                        peer.restarts = 0;
+                        out.push(Command::PeerReconnecting(id, false));
+                    }
+                    PeerLink::Disconnected => out.push(Command::PeerReconnecting(id, true)),
+                    PeerLink::Failed
+                        if peer.restarts < MAX_ICE_RESTARTS && self.link == Link::Up =>
+                    {
+                        peer.restarts += 1;
+                        out.push(Command::PeerReconnecting(id.clone(), true));
+                        out.push(Command::RestartIce(id));
+                    }
+                    PeerLink::Failed => {
+                        // It could not recover: the peer goes, with its tile.
+                        self.peers.remove(&id);
+                        out.push(Command::ClosePeer(id));
+                        out.push(Command::Status(format!("connection to {label} failed")));
+                    }
                 }
             }
         }
@@ -618,6 +655,7 @@ impl Core {
             remote_set: false,
             pending: self.early.remove(&id).unwrap_or_default(),
             chat_open: false,
+            restarts: 0,
         };
         self.peers.insert(id.clone(), peer);
         let label = self.label(&id);

@@ -3,7 +3,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use client_wasm::core::{Command, Core, Event, MediaKind, SdpKind, reconnect_delay};
+use client_wasm::core::{Command, Core, Event, MediaKind, PeerLink, SdpKind, reconnect_delay};
 use protocol::{ClientId, ClientMessage, Payload, PeerInfo, RoomId, ServerMessage, UserId};
 
 fn cid(s: &str) -> ClientId {
@@ -326,7 +326,12 @@ fn peers_are_torn_down_on_leave_failure_and_hang_up() {
     );
     // A second notice for the same peer does nothing.
     assert_eq!(core.handle(Event::Signal(left)), vec![]);
-    let cmds = core.handle(Event::PeerFailed(cid("b")));
+    // A failed connection is restarted, and given up only when restarts do not help.
+    for _ in 0..client_wasm::core::MAX_ICE_RESTARTS {
+        let cmds = core.handle(Event::PeerState(cid("b"), PeerLink::Failed));
+        assert_eq!(cmds.last(), Some(&Command::RestartIce(cid("b"))));
+    }
+    let cmds = core.handle(Event::PeerState(cid("b"), PeerLink::Failed));
     assert_eq!(cmds[0], Command::ClosePeer(cid("b")));
     assert_eq!(core.peer_ids().collect::<Vec<_>>(), vec![&cid("c")]);
     let cmds = core.handle(Event::Leave);
@@ -601,4 +606,35 @@ fn screen_sharing_starts_stops_and_ends_from_the_browser() {
     // The browser's own stop control (or a refused picker) ends it once.
     assert_eq!(core.handle(Event::ShareEnded), vec![Command::StopShare]);
     assert_eq!(core.handle(Event::ShareEnded), vec![]);
+}
+
+#[test]
+fn a_failed_connection_is_restarted_and_shows_reconnecting_until_it_recovers() {
+    let mut core = welcomed("m");
+    core.handle(joined(&["a"]));
+    assert_eq!(
+        core.handle(Event::PeerState(cid("a"), PeerLink::Disconnected)),
+        vec![Command::PeerReconnecting(cid("a"), true)]
+    );
+    assert_eq!(
+        core.handle(Event::PeerState(cid("a"), PeerLink::Failed)),
+        vec![
+            Command::PeerReconnecting(cid("a"), true),
+            Command::RestartIce(cid("a"))
+        ]
+    );
+    // The restart renegotiates through the usual offer path.
+    assert_eq!(
+        core.handle(Event::NegotiationNeeded(cid("a"))),
+        vec![Command::CreateOffer(cid("a"))]
+    );
+    assert_eq!(
+        core.handle(Event::PeerState(cid("a"), PeerLink::Connected)),
+        vec![Command::PeerReconnecting(cid("a"), false)]
+    );
+    // Recovered: the restart budget is whole again.
+    for _ in 0..client_wasm::core::MAX_ICE_RESTARTS {
+        let cmds = core.handle(Event::PeerState(cid("a"), PeerLink::Failed));
+        assert_eq!(cmds.last(), Some(&Command::RestartIce(cid("a"))));
+    }
 }

@@ -183,7 +183,9 @@ async fn relay_candidates(
                     .err()
                     .map(|e| format!("{e} ({payload:?})"))
             }
-            AppEvent::Core(Event::PeerFailed(id)) => Some(format!("the connection to {id} failed")),
+            AppEvent::Core(Event::PeerState(id, client_wasm::core::PeerLink::Failed)) => {
+                Some(format!("the connection to {id} failed"))
+            }
             AppEvent::Error(e) => Some(e.to_string()),
             // This test negotiates by itself: `negotiationneeded` is not needed.
             _ => None,
@@ -462,4 +464,66 @@ fn ice_servers_come_from_a_comma_separated_list() {
         ]
     );
     assert_eq!(js_sys::Array::from(&web::ice_servers("")).length(), 0);
+}
+
+/// What the app does for a failed connection: an ICE restart renegotiates with new ICE
+/// credentials, and the connection is connected again afterwards.
+#[wasm_bindgen_test]
+async fn an_ice_restart_renegotiates_and_reconnects() {
+    let fixture = Fixture::new("restart-grid");
+    let grid = &fixture.0;
+    let no_ice = web::ice_servers("");
+    let (a_events, a_rx) = web::channel();
+    let (b_events, b_rx) = web::channel();
+    // Receive-only on both sides: ICE still runs for the transceivers and the chat channel.
+    let a = Peer::new(&client_id("b"), "B", true, None, &no_ice, grid, &a_events).expect("a");
+    let b = Peer::new(&client_id("a"), "A", false, None, &no_ice, grid, &b_events).expect("b");
+    let problems = Rc::new(RefCell::new(Vec::new()));
+    let _a_relay = spawn_relay(a_rx, b.pc().clone(), problems.clone());
+    let _b_relay = spawn_relay(b_rx, a.pc().clone(), problems.clone());
+    let negotiate = || async {
+        let offer = peer::make_local_description(a.pc(), SdpKind::Offer)
+            .await
+            .expect("offer");
+        peer::set_remote_description(b.pc(), SdpKind::Offer, &offer)
+            .await
+            .expect("offer set");
+        let answer = peer::make_local_description(b.pc(), SdpKind::Answer)
+            .await
+            .expect("answer");
+        peer::set_remote_description(a.pc(), SdpKind::Answer, &answer)
+            .await
+            .expect("answer set");
+        offer
+    };
+    let connected = || {
+        [a.pc(), b.pc()]
+            .iter()
+            .all(|pc| pc.connection_state() == RtcPeerConnectionState::Connected)
+    };
+    let ufrag = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+
+    let first = negotiate().await;
+    poll_until("connected", MEDIA_DEADLINE_MS, || {
+        connected() || !problems.borrow().is_empty()
+    })
+    .await
+    .expect("connected");
+    a.restart_ice().expect("restartIce");
+    let second = negotiate().await;
+    assert_ne!(
+        ufrag(&second),
+        ufrag(&first),
+        "the restart offer has new ICE credentials"
+    );
+    poll_until("connected again", MEDIA_DEADLINE_MS, || {
+        connected() || !problems.borrow().is_empty()
+    })
+    .await
+    .expect("connected after the restart");
+    assert_eq!(*problems.borrow(), Vec::<String>::new());
 }

@@ -593,6 +593,16 @@ impl App {
                 }
                 self.ui.set_sharing(false);
             }
+            Command::RestartIce(id) => {
+                if let Some(peer) = self.peers.get(&id) {
+                    peer.restart_ice()?;
+                }
+            }
+            Command::PeerReconnecting(id, on) => {
+                if let Some(peer) = self.peers.get(&id) {
+                    peer.set_reconnecting(on);
+                }
+            }
             Command::SendChatData(id, text) => {
                 if let Some(peer) = self.peers.get(&id) {
                     peer.send_chat(&text)?;

@@ -5,7 +5,7 @@
 use super::error::{WebError, await_promise, js};
 use super::listener::Listener;
 use super::{AppEvent, Events};
-use crate::core::{Event, SdpKind};
+use crate::core::{Event, PeerLink, SdpKind};
 use js_sys::Reflect;
 use protocol::{ClientId, Payload};
 use wasm_bindgen::{JsCast, JsValue};
@@ -77,9 +77,13 @@ impl Peer {
             listeners.push(on(
                 "connectionstatechange",
                 Box::new(move |_| {
-                    if pc2.connection_state() == RtcPeerConnectionState::Failed {
-                        events.send(AppEvent::Core(Event::PeerFailed(id.clone())));
-                    }
+                    let link = match pc2.connection_state() {
+                        RtcPeerConnectionState::Connected => PeerLink::Connected,
+                        RtcPeerConnectionState::Disconnected => PeerLink::Disconnected,
+                        RtcPeerConnectionState::Failed => PeerLink::Failed,
+                        _ => return,
+                    };
+                    events.send(AppEvent::Core(Event::PeerState(id.clone(), link)));
                 }),
             ));
         }
@@ -215,6 +219,24 @@ impl Peer {
                 self.pc.add_track_0(track, stream);
             }
         }
+    }
+
+    /// Restarts ICE (the connection renegotiates with new credentials).
+    pub fn restart_ice(&self) -> Result<(), WebError> {
+        // `restartIce` is not in this web-sys version's bindings: called by name.
+        let f = Reflect::get(self.pc.as_ref(), &JsValue::from_str("restartIce"))
+            .map_err(js("restartIce"))?
+            .dyn_into::<js_sys::Function>()
+            .map_err(|_| WebError::new("restartIce", "not supported by this browser"))?;
+        f.call0(self.pc.as_ref()).map_err(js("restartIce"))?;
+        Ok(())
+    }
+
+    /// Shows on the tile whether the connection is reconnecting.
+    pub fn set_reconnecting(&self, on: bool) {
+        let _ = self
+            .tile
+            .toggle_attribute_with_force("data-reconnecting", on);
     }
 
     /// Shows the quality since the previous sample on the tile (`data-quality` too).

@@ -28,6 +28,9 @@ use tokio::sync::mpsc;
 /// Hand-overs waiting to be published, and inbound messages waiting to be delivered, at most.
 const QUEUE: usize = 8192;
 
+/// Hand-overs sent in one pipeline at most.
+const PUBLISH_BATCH: usize = 256;
+
 /// A client connected to this instance.
 #[derive(Debug)]
 struct Local {
@@ -77,11 +80,15 @@ impl RedisRouter {
         let (publish, mut outgoing) = mpsc::channel::<(Arc<str>, String)>(QUEUE);
         let publisher = store.clone();
         tokio::spawn(async move {
-            // One task, so hand-overs to an instance keep their order.
-            while let Some((to, payload)) = outgoing.recv().await {
-                if let Err(e) = publisher.publish(&to, &payload).await {
-                    tracing::warn!(instance = %to, error = %e, "hand-over to another instance lost");
+            // One task, so hand-overs to an instance keep their order; what queued up while a
+            // round trip was in flight goes in the next pipeline, so throughput does not stop
+            // at one message per round trip.
+            let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+            while outgoing.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+                if let Err(e) = publisher.publish_many(&batch).await {
+                    tracing::warn!(error = %e, lost = batch.len(), "hand-overs to other instances lost");
                 }
+                batch.clear();
             }
         });
         let (deliver, inbound) = mpsc::channel::<Inbound>(QUEUE);

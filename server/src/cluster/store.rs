@@ -569,6 +569,20 @@ impl RedisStore {
         Ok(receivers)
     }
 
+    /// Publishes several messages in one round trip (a pipeline), in order.
+    pub async fn publish_many(&self, messages: &[(Arc<str>, String)]) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for (instance, payload) in messages {
+            pipe.cmd("PUBLISH")
+                .arg(channel(&self.prefix, instance))
+                .arg(payload)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     /// The messages published to `instance`'s channel, on a dedicated connection. The stream
     /// ends when that connection is lost: subscribe again (messages meanwhile are lost, as
     /// always with Redis pub/sub).
