@@ -14,7 +14,7 @@ use crate::queue::{Outbound, PeerTx};
 use crate::rooms::{Outbox, Refusal, RoomLimits, Route};
 use crate::router::{Backend, MemoryRouter, Recipient, Router};
 use crate::turn::TurnConfig;
-use protocol::{ClientId, ClientMessage, ErrorCode, Payload, ServerMessage, UserId};
+use protocol::{ClientId, ClientMessage, ErrorCode, Payload, RoomId, ServerMessage, UserId};
 use rand::distr::{Alphanumeric, SampleString};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -418,7 +418,7 @@ impl Relay {
         let mut slow = Vec::new();
         for (to, msg) in &out.items {
             let text = Utf8Bytes::from(msg.encode());
-            let mut remote: Vec<(&str, Vec<ClientId>)> = Vec::new();
+            let mut remote: Vec<(&str, Option<&RoomId>, Vec<ClientId>)> = Vec::new();
             for recipient in to {
                 match recipient {
                     Recipient::Local(peer) => {
@@ -426,16 +426,21 @@ impl Relay {
                             slow.push(peer.clone());
                         }
                     }
-                    Recipient::Remote { instance, client } => {
-                        match remote.iter_mut().find(|(i, _)| *i == &**instance) {
-                            Some((_, clients)) => clients.push(client.clone()),
-                            None => remote.push((instance, vec![client.clone()])),
+                    Recipient::Remote {
+                        instance,
+                        client,
+                        room,
+                    } => {
+                        let key = (&**instance, room.as_ref());
+                        match remote.iter_mut().find(|(i, r, _)| (*i, *r) == key) {
+                            Some((_, _, clients)) => clients.push(client.clone()),
+                            None => remote.push((instance, room.as_ref(), vec![client.clone()])),
                         }
                     }
                 }
             }
-            for (instance, clients) in remote {
-                self.router().send_remote(instance, &clients, &text);
+            for (instance, room, clients) in remote {
+                self.router().send_remote(instance, room, &clients, &text);
             }
         }
         for peer in slow {

@@ -26,6 +26,9 @@ pub enum Recipient {
         instance: Arc<str>,
         /// The client.
         client: ClientId,
+        /// The room the sender believes the client is in: the holding instance delivers only
+        /// if it still is (`None`: the message comes from the shared store's own view).
+        room: Option<RoomId>,
     },
 }
 
@@ -41,7 +44,7 @@ pub struct Counts {
 /// A message another instance handed over for clients connected here.
 #[derive(Debug)]
 pub struct Inbound {
-    /// The clients it is for.
+    /// The clients it is for (already checked against the room the sender meant).
     pub to: Vec<ClientId>,
     /// The encoded message.
     pub text: String,
@@ -114,8 +117,9 @@ pub trait Router: Send + Sync + 'static {
         target: Option<&ClientId>,
     ) -> impl Future<Output = Result<Route<Recipient>, Refusal>> + Send;
 
-    /// Hands an encoded message to the instance holding `clients`.
-    fn send_remote(&self, instance: &str, clients: &[ClientId], text: &str);
+    /// Hands an encoded message to the instance holding `clients` (who must be in `room`, when
+    /// given, for it to be delivered).
+    fn send_remote(&self, instance: &str, room: Option<&RoomId>, clients: &[ClientId], text: &str);
 
     /// Sizes, for metrics.
     fn counts(&self) -> Counts;
@@ -205,8 +209,8 @@ impl Router for Backend {
     ) -> Result<Route<Recipient>, Refusal> {
         delegate!(self, r => r.route(from, target).await)
     }
-    fn send_remote(&self, instance: &str, clients: &[ClientId], text: &str) {
-        delegate!(self, r => r.send_remote(instance, clients, text))
+    fn send_remote(&self, instance: &str, room: Option<&RoomId>, clients: &[ClientId], text: &str) {
+        delegate!(self, r => r.send_remote(instance, room, clients, text))
     }
     fn counts(&self) -> Counts {
         delegate!(self, r => r.counts())
@@ -323,7 +327,13 @@ impl Router for MemoryRouter {
         }
     }
 
-    fn send_remote(&self, instance: &str, clients: &[ClientId], _text: &str) {
+    fn send_remote(
+        &self,
+        instance: &str,
+        _room: Option<&RoomId>,
+        clients: &[ClientId],
+        _text: &str,
+    ) {
         // Every recipient of a memory router is local.
         tracing::error!(
             instance,

@@ -362,3 +362,27 @@ async fn an_unreachable_redis_at_start_is_a_clear_error_and_exit() {
     assert!(stderr.contains("cannot reach Redis"), "{stderr}");
     assert!(out.stdout.is_empty(), "never said it was listening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_route_does_not_reach_a_target_that_moved_rooms() {
+    let redis = RedisServer::start();
+    let one = TestServer::start(instance(&redis, "t6:", "one")).await;
+    let two = TestServer::start(instance(&redis, "t6:", "two")).await;
+    let mut a = one.client().await;
+    let mut b = two.client().await;
+    a.join("r").await;
+    b.join("r").await;
+    assert!(matches!(a.recv().await, ServerMessage::UserJoined { .. }));
+    // The first offer finds b through Redis; the instance remembers where b is.
+    a.send_json(json!({"type": "offer", "targetId": b.id.as_str(), "sdp": "first"}))
+        .await;
+    assert_eq!(b.recv_json().await["sdp"], "first");
+    b.join("elsewhere").await;
+    assert!(matches!(a.recv().await, ServerMessage::UserLeft { .. }));
+    // Sent on the remembered route: b's instance sees b is no longer in a's room.
+    a.send_json(json!({"type": "offer", "targetId": b.id.as_str(), "sdp": "second"}))
+        .await;
+    a.send_json(json!({"type": "message", "content": "to the room"}))
+        .await;
+    b.assert_usable().await; // b's next message is its own `rooms` answer, not the offer.
+}

@@ -28,6 +28,9 @@ use tokio::sync::mpsc;
 /// Hand-overs waiting to be published, and inbound messages waiting to be delivered, at most.
 const QUEUE: usize = 8192;
 
+/// Remote clients whose instance is remembered, at most (then forgotten all at once).
+const ROUTE_CACHE: usize = 100_000;
+
 /// Hand-overs sent in one pipeline at most.
 const PUBLISH_BATCH: usize = 256;
 
@@ -43,6 +46,8 @@ struct Local {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     to: Vec<ClientId>,
+    #[serde(default)]
+    room: Option<RoomId>,
     #[serde(borrow)]
     msg: &'a RawValue,
 }
@@ -58,7 +63,9 @@ pub struct RedisRouter {
     /// The store lost this instance's data (or never had it): register everything again.
     needs_resync: AtomicBool,
     publish: mpsc::Sender<(Arc<str>, String)>,
-    inbound: tokio::sync::Mutex<mpsc::Receiver<Inbound>>,
+    inbound: tokio::sync::Mutex<mpsc::Receiver<(Option<RoomId>, Inbound)>>,
+    /// Which instance holds a remote client (learned from routes; a client never moves).
+    instances: Mutex<HashMap<ClientId, Arc<str>>>,
     /// Whether this instance's channel is subscribed (set by the subscriber task).
     subscribed: Arc<AtomicBool>,
 }
@@ -91,7 +98,7 @@ impl RedisRouter {
                 batch.clear();
             }
         });
-        let (deliver, inbound) = mpsc::channel::<Inbound>(QUEUE);
+        let (deliver, inbound) = mpsc::channel::<(Option<RoomId>, Inbound)>(QUEUE);
         let (url, prefix, me) = (url.to_owned(), prefix.to_owned(), instance.to_owned());
         let subscribed = Arc::new(AtomicBool::new(true));
         let subscribed_flag = subscribed.clone();
@@ -119,10 +126,13 @@ impl RedisRouter {
                         tracing::warn!("malformed hand-over from another instance");
                         continue;
                     };
-                    let item = Inbound {
-                        to: envelope.to,
-                        text: envelope.msg.get().to_owned(),
-                    };
+                    let item = (
+                        envelope.room,
+                        Inbound {
+                            to: envelope.to,
+                            text: envelope.msg.get().to_owned(),
+                        },
+                    );
                     if deliver.send(item).await.is_err() {
                         return; // The relay is gone.
                     }
@@ -143,8 +153,13 @@ impl RedisRouter {
             needs_resync: AtomicBool::new(false),
             publish,
             inbound: tokio::sync::Mutex::new(inbound),
+            instances: Mutex::new(HashMap::new()),
             subscribed,
         })
+    }
+
+    fn instances(&self) -> MutexGuard<'_, HashMap<ClientId, Arc<str>>> {
+        self.instances.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn local(&self) -> MutexGuard<'_, HashMap<ClientId, Local>> {
@@ -178,6 +193,7 @@ impl RedisRouter {
             Some(Recipient::Remote {
                 instance: instance.into(),
                 client: client.clone(),
+                room: None,
             })
         }
     }
@@ -485,8 +501,32 @@ impl Router for RedisRouter {
                 };
             }
         }
+        // A target on another instance that a route already found: no Redis round trip; its
+        // instance delivers only if the target is still in the sender's room.
+        let remembered = self.instances().get(target).cloned();
+        if let Some(instance) = remembered {
+            let sender = self
+                .local()
+                .get(from)
+                .map(|l| (l.room.clone(), l.user.clone()));
+            if let Some((Some(room), from_user_id)) = sender {
+                let to = vec![Recipient::Remote {
+                    instance,
+                    client: target.clone(),
+                    room: Some(room),
+                }];
+                return Ok(Route { to, from_user_id });
+            }
+        }
         match self.store.route(from, target).await {
             Ok(Ok(route)) => {
+                if route.instance.as_str() != &*self.instance {
+                    let mut instances = self.instances();
+                    if instances.len() >= ROUTE_CACHE {
+                        instances.clear();
+                    }
+                    instances.insert(target.clone(), route.instance.as_str().into());
+                }
                 let to = self
                     .recipient_at(&route.instance, target)
                     .into_iter()
@@ -507,9 +547,13 @@ impl Router for RedisRouter {
         }
     }
 
-    fn send_remote(&self, instance: &str, clients: &[ClientId], text: &str) {
+    fn send_remote(&self, instance: &str, room: Option<&RoomId>, clients: &[ClientId], text: &str) {
         let to = serde_json::to_string(clients).unwrap_or_else(|_| "[]".to_owned());
-        let payload = format!("{{\"to\":{to},\"msg\":{text}}}");
+        let room = room.map_or_else(
+            || "null".to_owned(),
+            |r| serde_json::to_string(r).unwrap_or_else(|_| "null".to_owned()),
+        );
+        let payload = format!("{{\"to\":{to},\"room\":{room},\"msg\":{text}}}");
         if self.publish.try_send((instance.into(), payload)).is_err() {
             tracing::warn!(
                 instance,
@@ -528,7 +572,15 @@ impl Router for RedisRouter {
     }
 
     async fn next_inbound(&self) -> Option<Inbound> {
-        self.inbound.lock().await.recv().await
+        let (room, mut inbound) = self.inbound.lock().await.recv().await?;
+        if let Some(room) = room {
+            // Sent on a remembered route: deliver only to clients still in the sender's room.
+            let local = self.local();
+            inbound
+                .to
+                .retain(|c| local.get(c).is_some_and(|l| l.room.as_ref() == Some(&room)));
+        }
+        Some(inbound)
     }
 
     fn maintenance_interval(&self) -> Option<Duration> {
