@@ -84,6 +84,8 @@ pub enum Event {
     ShareToggle,
     /// Screen sharing ended (stopped by the browser's own control, or it could not start).
     ShareEnded,
+    /// The user pressed the record button.
+    RecordToggle,
 }
 
 /// What a peer connection's state means for the call.
@@ -154,6 +156,10 @@ pub enum Command {
     StartShare,
     /// Stop sharing the screen and send the camera again.
     StopShare,
+    /// Start recording the call locally.
+    StartRecording,
+    /// Stop recording and offer the file.
+    StopRecording,
     /// Restart ICE on a peer connection (it renegotiates with new credentials).
     RestartIce(ClientId),
     /// Show whether a peer's connection is reconnecting.
@@ -221,6 +227,7 @@ pub struct Core {
     mic_on: bool,
     cam_on: bool,
     sharing: bool,
+    recording: bool,
     attempt: u32,
 }
 
@@ -247,6 +254,7 @@ impl Core {
             mic_on: true,
             cam_on: true,
             sharing: false,
+            recording: false,
             attempt: 0,
         }
     }
@@ -470,6 +478,14 @@ impl Core {
                     Command::StartShare
                 } else {
                     Command::StopShare
+                });
+            }
+            Event::RecordToggle => {
+                self.recording = !self.recording;
+                out.push(if self.recording {
+                    Command::StartRecording
+                } else {
+                    Command::StopRecording
                 });
             }
             Event::ShareEnded => {

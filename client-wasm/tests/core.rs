@@ -638,3 +638,16 @@ fn a_failed_connection_is_restarted_and_shows_reconnecting_until_it_recovers() {
         assert_eq!(cmds.last(), Some(&Command::RestartIce(cid("a"))));
     }
 }
+
+#[test]
+fn recording_starts_and_stops() {
+    let mut core = welcomed("m");
+    assert_eq!(
+        core.handle(Event::RecordToggle),
+        vec![Command::StartRecording]
+    );
+    assert_eq!(
+        core.handle(Event::RecordToggle),
+        vec![Command::StopRecording]
+    );
+}

@@ -521,3 +521,39 @@ async fn tiles_show_connection_quality_with_numbers() {
     }
     harness.stop().await.unwrap();
 }
+
+/// Recording the call gives a non-empty WebM file behind a download link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_produces_a_non_empty_file() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-record&ice=").await.unwrap();
+    let b = harness.page("room=e2e-record&ice=").await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    a.click("record").await.unwrap();
+    let pressed = "return document.getElementById('record').getAttribute('aria-pressed');";
+    a.wait_for("recording to start", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move { Ok(p.eval(pressed).await? == serde_json::json!("true")) })
+    })
+    .await
+    .unwrap();
+    a.click("record").await.unwrap();
+    let link = "const a = document.getElementById('download'); \
+                return [a.hidden, Number(a.dataset.bytes || 0), a.href.startsWith('blob:'), a.download];";
+    a.wait_for("the recording's download link", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move {
+            let v = p.eval(link).await?;
+            Ok(v[0] == false
+                && v[1].as_f64().unwrap_or(0.0) > 0.0
+                && v[2] == true
+                && v[3] == "call.webm")
+        })
+    })
+    .await
+    .unwrap();
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}

@@ -19,6 +19,8 @@ pub struct Ui {
     mic: HtmlElement,
     cam: HtmlElement,
     share: HtmlElement,
+    record: HtmlElement,
+    download: web_sys::HtmlAnchorElement,
     status: Element,
     notice: Element,
     local_video: HtmlVideoElement,
@@ -55,6 +57,8 @@ impl Ui {
             mic: get(document, "mic")?,
             cam: get(document, "cam")?,
             share: get(document, "share")?,
+            record: get(document, "record")?,
+            download: get(document, "download")?,
             status: get(document, "status")?,
             notice: get(document, "notice")?,
             local_video: get(document, "local-video")?,
@@ -118,6 +122,9 @@ impl Ui {
             click(&ui.cam, || AppEvent::Toggle(MediaKind::Video)),
             click(&ui.share, || {
                 AppEvent::Core(crate::core::Event::ShareToggle)
+            }),
+            click(&ui.record, || {
+                AppEvent::Core(crate::core::Event::RecordToggle)
             }),
         ];
         Ok(Ui {
@@ -204,6 +211,35 @@ impl Ui {
             .set_attribute("aria-pressed", if on { "true" } else { "false" });
         self.share
             .set_text_content(Some(if on { "Stop sharing" } else { "Share screen" }));
+    }
+
+    /// Reflects recording on its button.
+    pub fn set_recording(&self, on: bool) {
+        let _ = self
+            .record
+            .set_attribute("aria-pressed", if on { "true" } else { "false" });
+        self.record
+            .set_text_content(Some(if on { "Stop recording" } else { "Record" }));
+    }
+
+    /// Offers a finished recording as a download link (its size in `data-bytes`).
+    pub fn offer_recording(&self, blob: &web_sys::Blob) {
+        let Ok(url) = web_sys::Url::create_object_url_with_blob(blob) else {
+            return;
+        };
+        // The previous recording's URL is released with its link.
+        let old = self.download.href();
+        if old.starts_with("blob:") {
+            let _ = web_sys::Url::revoke_object_url(&old);
+        }
+        self.download.set_href(&url);
+        let _ = self
+            .download
+            .set_attribute("data-bytes", &blob.size().to_string());
+        let mb = blob.size() / 1_000_000.0;
+        self.download
+            .set_text_content(Some(&format!("Download the recording ({mb:.1} MB)")));
+        let _ = self.download.toggle_attribute_with_force("hidden", false);
     }
 
     /// Disables the microphone and camera buttons (no local media).

@@ -11,6 +11,7 @@ pub mod error;
 pub mod listener;
 pub mod media;
 pub mod peer;
+pub mod record;
 pub mod signal;
 
 use crate::core::{Command, Core, Event, MediaKind, SdpKind};
@@ -53,6 +54,8 @@ pub enum AppEvent {
     ChatSubmit,
     /// getDisplayMedia settled.
     Screen(Result<MediaStream, WebError>),
+    /// The recorder handed over its last piece.
+    RecordingStopped,
     /// Time to read every peer connection's statistics.
     StatsTick,
     /// A peer connection's statistics.
@@ -277,6 +280,7 @@ async fn run() -> Result<(), WebError> {
         media_settled: false,
         join_waiting: None,
         screen: None,
+        recording: None,
         signal: None,
         generation: 0,
         reconnect: None,
@@ -301,6 +305,8 @@ struct App {
     join_waiting: Option<RoomId>,
     signal: Option<SignalTx>,
     generation: u32,
+    /// The recording in progress.
+    recording: Option<record::Recording>,
     /// The statistics timer's callback (page lifetime).
     _stats_timer: Closure<dyn FnMut()>,
     /// The shared screen, while sharing, and the listener for the browser ending it.
@@ -401,6 +407,14 @@ impl App {
                 self.ui
                     .set_notice(&format!("Screen sharing did not start: {e}"));
                 self.drive(Event::ShareEnded);
+            }
+            AppEvent::RecordingStopped => {
+                if let Some(recording) = self.recording.take() {
+                    match recording.blob() {
+                        Ok(blob) => self.ui.offer_recording(&blob),
+                        Err(e) => self.show(&e),
+                    }
+                }
             }
             AppEvent::StatsTick => {
                 for (id, peer) in &self.peers {
@@ -592,6 +606,27 @@ impl App {
                     self.ui.show_local(local);
                 }
                 self.ui.set_sharing(false);
+            }
+            Command::StartRecording => {
+                let Some(local) = &self.local else {
+                    self.ui
+                        .set_notice("Nothing to record: no camera or microphone.");
+                    return Ok(());
+                };
+                let remote_audio: Vec<_> =
+                    self.peers.values().flat_map(|p| p.remote_audio()).collect();
+                self.recording = Some(record::Recording::start(
+                    local,
+                    &remote_audio,
+                    &self.events,
+                )?);
+                self.ui.set_recording(true);
+            }
+            Command::StopRecording => {
+                if let Some(recording) = &self.recording {
+                    recording.stop()?;
+                }
+                self.ui.set_recording(false);
             }
             Command::RestartIce(id) => {
                 if let Some(peer) = self.peers.get(&id) {

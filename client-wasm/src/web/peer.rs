@@ -221,6 +221,17 @@ impl Peer {
         }
     }
 
+    /// The audio tracks received from this peer.
+    pub fn remote_audio(&self) -> Vec<web_sys::MediaStreamTrack> {
+        self.pc
+            .get_receivers()
+            .iter()
+            .filter_map(|r| r.dyn_into::<web_sys::RtcRtpReceiver>().ok())
+            .map(|r| r.track())
+            .filter(|t| t.kind() == "audio")
+            .collect()
+    }
+
     /// Restarts ICE (the connection renegotiates with new credentials).
     pub fn restart_ice(&self) -> Result<(), WebError> {
         // `restartIce` is not in this web-sys version's bindings: called by name.
