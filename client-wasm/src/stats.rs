@@ -15,6 +15,23 @@ pub struct Sample {
     pub packets_received: u64,
     /// Packets lost so far.
     pub packets_lost: u64,
+    /// The received audio's total energy so far (`totalAudioEnergy`).
+    pub audio_energy: f64,
+    /// The received audio's duration so far, seconds (`totalSamplesDuration`).
+    pub audio_seconds: f64,
+}
+
+/// Audio level above which a peer counts as speaking.
+pub const SPEAKING_LEVEL: f64 = 0.02;
+
+/// Whether the peer spoke between two samples: the root-mean-square level of the audio
+/// received meanwhile (from the energy and duration totals, so a short word between two
+/// samples still counts) is above [`SPEAKING_LEVEL`].
+pub fn speaking(prev: Option<&Sample>, now: &Sample) -> bool {
+    let base = prev.copied().unwrap_or_default();
+    let seconds = now.audio_seconds - base.audio_seconds;
+    let energy = now.audio_energy - base.audio_energy;
+    seconds > 0.0 && (energy / seconds).max(0.0).sqrt() > SPEAKING_LEVEL
 }
 
 /// A simple grade for people.
@@ -116,6 +133,8 @@ mod tests {
             bytes_received: bytes,
             packets_received: received,
             packets_lost: lost,
+            audio_energy: 0.0,
+            audio_seconds: 0.0,
         }
     }
 
@@ -128,6 +147,21 @@ mod tests {
         assert!((q.loss_pct - 1.0).abs() < 1e-9);
         assert_eq!(q.grade, Grade::Good);
         assert_eq!(q.describe(), "good · 20 ms · 1.0 Mb/s · 1.0% loss");
+    }
+
+    #[test]
+    fn speaking_means_audible_energy_over_the_interval() {
+        let at = |energy, seconds| Sample {
+            audio_energy: energy,
+            audio_seconds: seconds,
+            ..Default::default()
+        };
+        // RMS 0.1 over a second: speaking; RMS 0.01: silence; no audio: silence.
+        assert!(speaking(Some(&at(0.0, 0.0)), &at(0.01, 1.0)));
+        assert!(!speaking(Some(&at(0.0, 0.0)), &at(0.0001, 1.0)));
+        assert!(!speaking(Some(&at(5.0, 3.0)), &at(5.0, 3.0)));
+        // Only the interval counts, not what was said before.
+        assert!(!speaking(Some(&at(9.0, 1.0)), &at(9.00001, 2.0)));
     }
 
     #[test]

@@ -96,6 +96,44 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
         .await
         .unwrap();
 
+    // The active speaker: the fake microphones beep, so tiles light up as their audio arrives.
+    a.wait_for("an active speaker highlighted", MEDIA_DEADLINE, |p| {
+        Box::pin(async move {
+            Ok(
+                p.eval("return document.querySelectorAll('#grid .tile[data-speaking]').length")
+                    .await?
+                    .as_u64()
+                    .is_some_and(|n| n > 0),
+            )
+        })
+    })
+    .await
+    .unwrap();
+    // A click focuses a tile, another click unfocuses it.
+    let focus = "return [document.querySelectorAll('#grid .tile[data-focused]').length, \
+                 document.getElementById('grid').hasAttribute('data-focus')];";
+    let first_tile = c
+        .client
+        .find(fantoccini::Locator::Css("#grid .tile"))
+        .await
+        .unwrap();
+    first_tile.clone().click().await.unwrap();
+    assert_eq!(c.eval(focus).await.unwrap(), serde_json::json!([1, true]));
+    c.screenshot(&artifacts_dir().join("call-focused.png"))
+        .await
+        .unwrap();
+    first_tile.click().await.unwrap();
+    assert_eq!(c.eval(focus).await.unwrap(), serde_json::json!([0, false]));
+    // A phone-sized viewport: one column, controls wrapped.
+    c.client.set_window_size(390, 844).await.unwrap();
+    let columns = "return getComputedStyle(document.getElementById('grid'))\
+                   .gridTemplateColumns.split(' ').length;";
+    assert_eq!(c.eval(columns).await.unwrap(), serde_json::json!(1));
+    c.screenshot(&artifacts_dir().join("call-phone.png"))
+        .await
+        .unwrap();
+    c.client.set_window_size(1280, 800).await.unwrap();
+
     // One page leaves: the others' tiles for it disappear, their call goes on.
     let c_id = c.client_id().await.unwrap().unwrap();
     c.click("leave").await.unwrap();

@@ -29,7 +29,7 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use web_sys::MediaStream;
 
 /// How often connection statistics are read, ms.
-const STATS_EVERY_MS: i32 = 2000;
+const STATS_EVERY_MS: i32 = 1000;
 
 /// Default ICE servers when the page does not configure any.
 const DEFAULT_ICE: &str = "stun:stun.l.google.com:19302";
@@ -262,7 +262,7 @@ async fn run() -> Result<(), WebError> {
         media_events.send(AppEvent::Media(media));
     });
 
-    // Connection quality on every tile, every two seconds.
+    // Connection quality and the active speaker on every tile, every second.
     let stats_events = events.clone();
     let stats_timer = Closure::<dyn FnMut()>::new(move || stats_events.send(AppEvent::StatsTick));
     window

@@ -150,6 +150,22 @@ impl Peer {
             }));
         }
 
+        // A click focuses the tile (large, the others small); another click unfocuses.
+        {
+            let (tile2, grid2) = (tile.clone(), grid.clone());
+            listeners.push(Listener::new(tile.as_ref(), "click", move |_| {
+                let focused = !tile2.has_attribute("data-focused");
+                if let Ok(all) = grid2.query_selector_all(".tile[data-focused]") {
+                    for i in 0..all.length() {
+                        if let Some(el) = all.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
+                            let _ = el.remove_attribute("data-focused");
+                        }
+                    }
+                }
+                let _ = tile2.toggle_attribute_with_force("data-focused", focused);
+                let _ = grid2.toggle_attribute_with_force("data-focus", focused);
+            }));
+        }
         grid.append_child(&tile).map_err(js("appendChild"))?;
         let mut peer = Peer {
             pc,
@@ -253,9 +269,13 @@ impl Peer {
     /// Shows the quality since the previous sample on the tile (`data-quality` too).
     pub fn show_sample(&mut self, sample: crate::stats::Sample) {
         let q = crate::stats::quality(self.last_sample.as_ref(), &sample);
+        let speaking = crate::stats::speaking(self.last_sample.as_ref(), &sample);
         self.last_sample = Some(sample);
         self.stats_line.set_text_content(Some(&q.describe()));
         let _ = self.tile.set_attribute("data-quality", q.grade.as_str());
+        let _ = self
+            .tile
+            .toggle_attribute_with_force("data-speaking", speaking);
     }
 
     /// Sends text on the chat channel.
@@ -276,6 +296,11 @@ impl Drop for Peer {
         // Listeners go with `_listeners`; close the connection and take the tile away.
         self.chat.close();
         self.pc.close();
+        if self.tile.has_attribute("data-focused") {
+            if let Some(grid) = self.tile.parent_element() {
+                let _ = grid.remove_attribute("data-focus");
+            }
+        }
         self.tile.remove();
     }
 }
@@ -467,6 +492,10 @@ pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebE
                 sample.packets_received += number(&stat, "packetsReceived").unwrap_or(0.0) as u64;
                 // packetsLost can be negative (duplicates): count none then.
                 sample.packets_lost += number(&stat, "packetsLost").unwrap_or(0.0).max(0.0) as u64;
+                if text(&stat, "kind").as_deref() == Some("audio") {
+                    sample.audio_energy += number(&stat, "totalAudioEnergy").unwrap_or(0.0);
+                    sample.audio_seconds += number(&stat, "totalSamplesDuration").unwrap_or(0.0);
+                }
             }
             _ => {}
         }
