@@ -595,3 +595,60 @@ async fn a_recording_produces_a_non_empty_file() {
     }
     harness.stop().await.unwrap();
 }
+
+/// Switching the microphone to another device keeps the call: the pickers list the fake
+/// devices, the new device's track replaces the old one live, and its audio reaches the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_the_microphone_keeps_the_call() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-devices&ice=").await.unwrap();
+    let b = harness.page("room=e2e-devices&ice=").await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let mics = "const s = document.getElementById('mic-select'); \
+                return [s.options.length, s.selectedIndex, s.disabled];";
+    a.wait_for("the microphones listed", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move { Ok(p.eval(mics).await?[0].as_u64().is_some_and(|n| n >= 2)) })
+    })
+    .await
+    .unwrap();
+    let device = "return document.getElementById('local-video').srcObject\
+                  .getAudioTracks()[0].getSettings().deviceId;";
+    let before = a.eval(device).await.unwrap();
+    let state = a.eval(mics).await.unwrap();
+    let other = if state[1] == 0 { 1 } else { 0 };
+    let select = a
+        .client
+        .find(fantoccini::Locator::Id("mic-select"))
+        .await
+        .unwrap();
+    select.select_by_index(other).await.unwrap();
+    a.wait_for("the new microphone in use", MEDIA_DEADLINE, move |p| {
+        let before = before.clone();
+        Box::pin(async move { Ok(p.eval(device).await? != before) })
+    })
+    .await
+    .unwrap();
+    // Its audio reaches b: b's tile lights up as a speaker again after being cleared.
+    b.eval("document.querySelector('#grid .tile').removeAttribute('data-speaking')")
+        .await
+        .unwrap();
+    b.wait_for("audio from the new microphone", MEDIA_DEADLINE, |p| {
+        Box::pin(async move {
+            Ok(
+                p.eval(
+                    "return document.querySelector('#grid .tile').hasAttribute('data-speaking')",
+                )
+                .await?
+                    == serde_json::json!(true),
+            )
+        })
+    })
+    .await
+    .unwrap();
+    for page in [a, b] {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}

@@ -19,6 +19,8 @@ pub struct Ui {
     mic: HtmlElement,
     cam: HtmlElement,
     share: HtmlElement,
+    camera_select: web_sys::HtmlSelectElement,
+    mic_select: web_sys::HtmlSelectElement,
     record: HtmlElement,
     download: web_sys::HtmlAnchorElement,
     status: Element,
@@ -57,6 +59,8 @@ impl Ui {
             mic: get(document, "mic")?,
             cam: get(document, "cam")?,
             share: get(document, "share")?,
+            camera_select: get(document, "camera-select")?,
+            mic_select: get(document, "mic-select")?,
             record: get(document, "record")?,
             download: get(document, "download")?,
             status: get(document, "status")?,
@@ -112,7 +116,15 @@ impl Ui {
                 events.send(AppEvent::ChatSubmit);
             })
         };
+        let pick = |select: &web_sys::HtmlSelectElement, kind: MediaKind| {
+            let (events, select2) = (events.clone(), select.clone());
+            Listener::new(select.as_ref(), "change", move |_| {
+                events.send(AppEvent::DeviceChosen(kind, select2.value()));
+            })
+        };
         let listeners = vec![
+            pick(&ui.camera_select, MediaKind::Video),
+            pick(&ui.mic_select, MediaKind::Audio),
             keys,
             chat,
             submit,
@@ -211,6 +223,45 @@ impl Ui {
             .set_attribute("aria-pressed", if on { "true" } else { "false" });
         self.share
             .set_text_content(Some(if on { "Stop sharing" } else { "Share screen" }));
+    }
+
+    /// Lists the devices of `kind` in its picker, `current` selected.
+    pub fn show_devices(
+        &self,
+        kind: MediaKind,
+        devices: &[super::devices::Device],
+        current: Option<&str>,
+    ) {
+        let select = match kind {
+            MediaKind::Audio => &self.mic_select,
+            MediaKind::Video => &self.camera_select,
+        };
+        select.set_inner_html("");
+        for (i, device) in devices.iter().enumerate() {
+            let Ok(option) = self.document.create_element("option") else {
+                continue;
+            };
+            let _ = option.set_attribute("value", &device.id);
+            let label = if device.label.is_empty() {
+                format!(
+                    "{} {}",
+                    if kind == MediaKind::Audio {
+                        "Microphone"
+                    } else {
+                        "Camera"
+                    },
+                    i + 1
+                )
+            } else {
+                device.label.clone()
+            };
+            option.set_text_content(Some(&label));
+            let _ = select.append_child(&option);
+        }
+        if let Some(current) = current {
+            select.set_value(current);
+        }
+        let _ = select.toggle_attribute_with_force("disabled", devices.len() < 2);
     }
 
     /// Reflects recording on its button.

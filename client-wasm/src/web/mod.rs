@@ -6,6 +6,7 @@
 //! (RTCPeerConnection and tile), `signal.rs` (the relay socket), `listener.rs` (RAII event
 //! listeners), `error.rs` (JS exceptions as Rust errors).
 
+pub mod devices;
 pub mod dom;
 pub mod error;
 pub mod listener;
@@ -26,7 +27,7 @@ use std::collections::BTreeMap;
 use wasm_bindgen::JsValue;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
-use web_sys::MediaStream;
+use web_sys::{MediaStream, MediaStreamTrack};
 
 /// How often connection statistics are read, ms.
 const STATS_EVERY_MS: i32 = 1000;
@@ -56,6 +57,14 @@ pub enum AppEvent {
     Screen(Result<MediaStream, WebError>),
     /// The recorder handed over its last piece.
     RecordingStopped,
+    /// The devices changed (or media was just granted): list them again.
+    DevicesChanged,
+    /// The device lists.
+    Devices(Vec<devices::Device>, Vec<devices::Device>),
+    /// The user picked a device.
+    DeviceChosen(MediaKind, String),
+    /// A picked device's track is ready.
+    DeviceTrack(MediaKind, MediaStreamTrack),
     /// Time to read every peer connection's statistics.
     StatsTick,
     /// A peer connection's statistics.
@@ -169,7 +178,7 @@ fn send_screen(peer: &Peer, screen: &MediaStream) {
         .into_iter()
         .find(|t| t.kind() == "video")
     {
-        peer.send_video(&track, screen);
+        peer.send_track(&track, screen);
     }
 }
 
@@ -271,7 +280,14 @@ async fn run() -> Result<(), WebError> {
             STATS_EVERY_MS,
         )
         .map_err(js("setInterval"))?;
+    let device_change = window.navigator().media_devices().ok().map(|devices| {
+        let events = events.clone();
+        listener::Listener::new(devices.as_ref(), "devicechange", move |_| {
+            events.send(AppEvent::DevicesChanged);
+        })
+    });
     let mut app = App {
+        _device_change: device_change,
         _stats_timer: stats_timer,
         core: Core::new(None),
         ui,
@@ -307,6 +323,8 @@ struct App {
     generation: u32,
     /// The recording in progress.
     recording: Option<record::Recording>,
+    /// The listener for plugged and unplugged devices.
+    _device_change: Option<listener::Listener>,
     /// The statistics timer's callback (page lifetime).
     _stats_timer: Closure<dyn FnMut()>,
     /// The shared screen, while sharing, and the listener for the browser ending it.
@@ -336,6 +354,8 @@ impl App {
                         self.ui.show_local(&stream);
                         self.local = Some(stream);
                         self.ui.mark("data-media", "ok");
+                        // Labels are only listed once permission is granted.
+                        self.events.send(AppEvent::DevicesChanged);
                     }
                     Err(e) => {
                         self.ui.set_notice(&media::explain(&e));
@@ -397,7 +417,7 @@ impl App {
                     events.send(AppEvent::Core(Event::ShareEnded));
                 });
                 for peer in self.peers.values() {
-                    peer.send_video(&track, &stream);
+                    peer.send_track(&track, &stream);
                 }
                 self.ui.show_local(&stream);
                 self.ui.set_sharing(true);
@@ -407,6 +427,65 @@ impl App {
                 self.ui
                     .set_notice(&format!("Screen sharing did not start: {e}"));
                 self.drive(Event::ShareEnded);
+            }
+            AppEvent::DevicesChanged => {
+                let events = self.events.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    match devices::list().await {
+                        Ok((cameras, mics)) => events.send(AppEvent::Devices(cameras, mics)),
+                        Err(e) => events.send(AppEvent::Error(e)),
+                    }
+                });
+            }
+            AppEvent::Devices(cameras, mics) => {
+                let current = |kind: MediaKind| {
+                    let local = self.local.as_ref()?;
+                    let track = media::tracks(local)
+                        .into_iter()
+                        .find(|t| t.kind() == devices::kind_name(kind))?;
+                    devices::device_of(&track)
+                };
+                self.ui.show_devices(
+                    MediaKind::Video,
+                    &cameras,
+                    current(MediaKind::Video).as_deref(),
+                );
+                self.ui.show_devices(
+                    MediaKind::Audio,
+                    &mics,
+                    current(MediaKind::Audio).as_deref(),
+                );
+            }
+            AppEvent::DeviceChosen(kind, id) => {
+                let events = self.events.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    match devices::open(kind, &id).await {
+                        Ok(track) => events.send(AppEvent::DeviceTrack(kind, track)),
+                        Err(e) => events.send(AppEvent::Error(e)),
+                    }
+                });
+            }
+            AppEvent::DeviceTrack(kind, track) => {
+                let Some(local) = &self.local else {
+                    return track.stop();
+                };
+                // The new device keeps the mute or camera-off state.
+                track.set_enabled(self.core.media_on(kind));
+                for old in media::tracks(local)
+                    .into_iter()
+                    .filter(|t| t.kind() == track.kind())
+                {
+                    local.remove_track(&old);
+                    old.stop();
+                }
+                local.add_track(&track);
+                let sharing_screen = kind == MediaKind::Video && self.screen.is_some();
+                if !sharing_screen {
+                    for peer in self.peers.values() {
+                        peer.send_track(&track, local);
+                    }
+                }
+                self.ui.show_local(local);
             }
             AppEvent::RecordingStopped => {
                 if let Some(recording) = self.recording.take() {
@@ -600,7 +679,7 @@ impl App {
                         .find(|t| t.kind() == "video")
                     {
                         for peer in self.peers.values() {
-                            peer.send_video(&camera, local);
+                            peer.send_track(&camera, local);
                         }
                     }
                     self.ui.show_local(local);

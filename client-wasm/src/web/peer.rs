@@ -213,16 +213,17 @@ impl Peer {
         Ok(())
     }
 
-    /// Sends `track` as this connection's video instead of what it sends now (no
-    /// renegotiation when a video sender exists; otherwise the track is added and the
-    /// connection renegotiates).
-    pub fn send_video(&self, track: &web_sys::MediaStreamTrack, stream: &MediaStream) {
+    /// Sends `track` instead of what the connection sends now for its kind (no renegotiation
+    /// when a sender of that kind exists; otherwise the track is added and the connection
+    /// renegotiates).
+    pub fn send_track(&self, track: &web_sys::MediaStreamTrack, stream: &MediaStream) {
+        let kind = track.kind();
         let senders = self.pc.get_senders();
-        let video = senders
+        let same_kind = senders
             .iter()
             .filter_map(|s| s.dyn_into::<web_sys::RtcRtpSender>().ok())
-            .find(|s| s.track().is_some_and(|t| t.kind() == "video"));
-        match video {
+            .find(|s| s.track().is_some_and(|t| t.kind() == kind));
+        match same_kind {
             Some(sender) => {
                 let promise = sender.replace_track(Some(track));
                 wasm_bindgen_futures::spawn_local(async move {
