@@ -291,7 +291,11 @@ async fn a_redis_outage_keeps_local_calls_and_heals() {
     a.send_json(json!({"type": "offer", "targetId": a2.id.as_str(), "sdp": "local"}))
         .await;
     assert_eq!(a2.recv_json().await["sdp"], "local");
-    // ...while what needs Redis is refused clearly.
+    // ...while what needs Redis is refused clearly: a message to the other instance...
+    a.send_json(json!({"type": "offer", "targetId": b.id.as_str(), "sdp": "across"}))
+        .await;
+    assert_eq!(a.expect_error().await["code"], "unavailable");
+    // ...and a join.
     let mut late = one.client().await;
     late.send(r#"{"type":"join","roomId":"r"}"#).await;
     let e = late.recv_json().await;

@@ -501,6 +501,14 @@ impl Router for RedisRouter {
                 };
             }
         }
+        // Another instance's client is reached through Redis: refuse clearly while it is down
+        // rather than publish into the void.
+        if !self.healthy() {
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                format!("client {target} is on another relay instance, unreachable now: try again"),
+            ));
+        }
         // A target on another instance that a route already found: no Redis round trip; its
         // instance delivers only if the target is still in the sender's room.
         let remembered = self.instances().get(target).cloned();
