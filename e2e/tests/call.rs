@@ -9,6 +9,26 @@ use std::time::Duration;
 /// How long a call may take to show video everywhere (generous: 2 shared cores, 3 browsers).
 const MEDIA_DEADLINE: Duration = Duration::from_secs(45);
 
+/// A relay with its defaults and two pages in a call in `room`, each playing the other's video.
+async fn call_of_two(room: &str) -> (Harness, Page, Page) {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let query = format!("room={room}&ice=");
+    let a = harness.page(&query).await.unwrap();
+    let b = harness.page(&query).await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    (harness, a, b)
+}
+
+/// Closes the pages and stops the relay.
+async fn end<const N: usize>(harness: Harness, pages: [Page; N]) {
+    for page in pages {
+        page.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}
+
 async fn ids(pages: &[&Page]) -> Vec<String> {
     let mut ids = Vec::new();
     for p in pages {
@@ -150,10 +170,7 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
     .await
     .unwrap();
 
-    for page in [a, b, c] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b, c]).await;
 }
 
 /// The relay goes away during a call and comes back: both pages say they are reconnecting,
@@ -198,10 +215,7 @@ async fn pages_reconnect_and_rejoin_when_the_relay_returns() {
         after = ids(&[&a, &b]).await;
     }
     assert_full_mesh(&[&a, &b]).await;
-    for page in [a, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b]).await;
 }
 
 /// A page without camera and microphone joins receive-only: it plays the others' video, and
@@ -248,10 +262,7 @@ async fn a_receive_only_page_sees_the_others() {
         notice.as_str().unwrap().contains("Receive-only"),
         "{notice}"
     );
-    for page in [a, viewer, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, viewer, b]).await;
 }
 
 /// The call with token authentication and a room password on: pages with valid tokens and the
@@ -290,10 +301,7 @@ async fn a_call_with_tokens_and_a_room_password() {
         .await
         .unwrap();
     assert!(intruder.tiles().await.unwrap().is_empty());
-    for page in [a, b, intruder] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b, intruder]).await;
 }
 
 /// A network blip between one page and the relay: the page resumes its session, keeps its
@@ -335,10 +343,7 @@ async fn a_network_blip_does_not_tear_down_the_call() {
     let c = harness.page("room=e2e-blip&ice=").await.unwrap();
     join(&c).await;
     assert_full_mesh(&[&a, &b, &c]).await;
-    for page in [a, b, c] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b, c]).await;
 }
 
 /// Two relay instances sharing one Redis (`--store redis`): the pages are connected to
@@ -413,10 +418,7 @@ async fn names_label_tiles_and_keys_toggle_media() {
     })
     .await
     .unwrap();
-    for page in [a, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b]).await;
 }
 
 /// Chat both ways: a message typed right after joining (before the data channel can be open)
@@ -457,10 +459,7 @@ async fn chat_messages_are_delivered_both_ways() {
     )
     .await;
     wait_chat(&a, &["Bo: hello Ann", "Ann: early bird"]).await;
-    for page in [a, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b]).await;
 }
 
 /// Waits until the page's chat log shows every line of `want` (`name: text`).
@@ -483,22 +482,14 @@ async fn wait_chat(page: &Page, want: &[&str]) {
 /// sees the (fake, 800×600) screen in the sharer's tile, then the (640×480) camera again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_screen_replaces_the_camera_and_back() {
-    let harness = Harness::start(Config::default()).await.unwrap();
-    let a = harness.page("room=e2e-share&ice=").await.unwrap();
-    let b = harness.page("room=e2e-share&ice=").await.unwrap();
-    join(&a).await;
-    join(&b).await;
-    assert_full_mesh(&[&a, &b]).await;
+    let (harness, a, b) = call_of_two("e2e-share").await;
     let camera = b.tiles().await.unwrap()[0].video_width;
     assert_eq!(camera, 640);
     a.click("share").await.unwrap();
     wait_width(&b, 800).await;
     a.click("share").await.unwrap();
     wait_width(&b, 640).await;
-    for page in [a, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b]).await;
 }
 
 /// Waits until the page's (only) remote tile plays video `want` pixels wide.
@@ -523,12 +514,7 @@ async fn wait_width(page: &Page, want: u64) {
 /// time, the inbound bitrate and the packet loss, with numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiles_show_connection_quality_with_numbers() {
-    let harness = Harness::start(Config::default()).await.unwrap();
-    let a = harness.page("room=e2e-stats&ice=").await.unwrap();
-    let b = harness.page("room=e2e-stats&ice=").await.unwrap();
-    join(&a).await;
-    join(&b).await;
-    assert_full_mesh(&[&a, &b]).await;
+    let (harness, a, b) = call_of_two("e2e-stats").await;
     let read = "const t = document.querySelector('#grid .tile'); \
                 return [t.dataset.quality || '', t.querySelector('.stats').textContent];";
     a.wait_for("quality numbers on the tile", MEDIA_DEADLINE, move |p| {
@@ -554,21 +540,13 @@ async fn tiles_show_connection_quality_with_numbers() {
     })
     .await
     .unwrap();
-    for page in [a, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b]).await;
 }
 
 /// Recording the call gives a non-empty WebM file behind a download link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_produces_a_non_empty_file() {
-    let harness = Harness::start(Config::default()).await.unwrap();
-    let a = harness.page("room=e2e-record&ice=").await.unwrap();
-    let b = harness.page("room=e2e-record&ice=").await.unwrap();
-    join(&a).await;
-    join(&b).await;
-    assert_full_mesh(&[&a, &b]).await;
+    let (harness, a, b) = call_of_two("e2e-record").await;
     a.click("record").await.unwrap();
     let pressed = "return document.getElementById('record').getAttribute('aria-pressed');";
     a.wait_for("recording to start", MEDIA_DEADLINE, move |p| {
@@ -590,22 +568,14 @@ async fn a_recording_produces_a_non_empty_file() {
     })
     .await
     .unwrap();
-    for page in [a, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b]).await;
 }
 
 /// Switching the microphone to another device keeps the call: the pickers list the fake
 /// devices, the new device's track replaces the old one live, and its audio reaches the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_the_microphone_keeps_the_call() {
-    let harness = Harness::start(Config::default()).await.unwrap();
-    let a = harness.page("room=e2e-devices&ice=").await.unwrap();
-    let b = harness.page("room=e2e-devices&ice=").await.unwrap();
-    join(&a).await;
-    join(&b).await;
-    assert_full_mesh(&[&a, &b]).await;
+    let (harness, a, b) = call_of_two("e2e-devices").await;
     let mics = "const s = document.getElementById('mic-select'); \
                 return [s.options.length, s.selectedIndex, s.disabled];";
     a.wait_for("the microphones listed", MEDIA_DEADLINE, move |p| {
@@ -647,8 +617,5 @@ async fn switching_the_microphone_keeps_the_call() {
     })
     .await
     .unwrap();
-    for page in [a, b] {
-        page.close().await.unwrap();
-    }
-    harness.stop().await.unwrap();
+    end(harness, [a, b]).await;
 }
