@@ -86,6 +86,11 @@ ensure_redis() {
   command -v redis-server >/dev/null || apt_install redis-server
 }
 
+# coturn's turnserver, for the end-to-end test that breaks and restores the media path.
+ensure_coturn() {
+  command -v turnserver >/dev/null || apt_install coturn
+}
+
 # Builds the browser app into dist/ (release: size-optimized wasm).
 build_app() {
   log "building the browser app (trunk build --release)"

@@ -13,6 +13,7 @@ ensure_rust
 ensure_wasm_toolchain
 ensure_chromium
 ensure_redis
+ensure_coturn
 
 log "rustfmt"
 cargo fmt --all -- --check

@@ -367,3 +367,73 @@ impl Drop for BlipProxy {
         self.task.abort();
     }
 }
+
+/// A coturn `turnserver` on a free loopback port with the TURN REST API secret `secret`, to
+/// relay media between test pages; it can be stopped and started again on the same port.
+pub struct TurnServer {
+    /// Its UDP/TCP port.
+    pub port: u16,
+    secret: String,
+    child: Option<Child>,
+}
+
+impl TurnServer {
+    /// Starts one (`turnserver` must be on PATH: Debian's coturn; scripts/test.sh installs it).
+    pub fn start(secret: &str) -> Result<TurnServer> {
+        let mut turn = TurnServer {
+            port: free_port()?,
+            secret: secret.to_owned(),
+            child: None,
+        };
+        turn.restart()?;
+        Ok(turn)
+    }
+
+    /// Starts it again (after [`TurnServer::stop`]) on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let child = Command::new("turnserver")
+            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+            .arg(format!("--listening-port={}", self.port))
+            .args([
+                "--use-auth-secret",
+                &format!("--static-auth-secret={}", self.secret),
+            ])
+            .args([
+                "--realm=e2e",
+                "--no-tls",
+                "--no-dtls",
+                "--allow-loopback-peers",
+                "--no-cli",
+            ])
+            .args(["--log-file=stdout", "--simple-log"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start turnserver (install coturn)")?;
+        self.child = Some(child);
+        // Ready when its TCP listener accepts.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                bail!("turnserver did not listen on port {}", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Kills it: every allocation, and the media relayed through it, is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TurnServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

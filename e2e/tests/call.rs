@@ -619,3 +619,49 @@ async fn switching_the_microphone_keeps_the_call() {
     .unwrap();
     end(harness, [a, b]).await;
 }
+
+/// A connection whose media path breaks fails; the app restarts ICE and the call comes back
+/// without the peer being torn down. The media goes through a TURN server (relay-only ICE,
+/// credentials from the relay's `welcome`), which the test kills and starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_failure_is_restarted_and_the_call_recovers() {
+    let secret = "e2e-turn-secret";
+    let mut turn = e2e::TurnServer::start(secret).unwrap();
+    let config = Config {
+        turn_urls: vec![format!("turn:127.0.0.1:{}?transport=udp", turn.port)],
+        turn_secret: Some(secret.into()),
+        ..Config::default()
+    };
+    let harness = Harness::start(config).await.unwrap();
+    // No `ice=`: the pages use the relay's ICE servers; relayed candidates only.
+    let a = harness.page("room=e2e-turn&relay=only").await.unwrap();
+    let b = harness.page("room=e2e-turn&relay=only").await.unwrap();
+    join(&a).await;
+    join(&b).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let mark = "document.querySelectorAll('#grid .tile').forEach(t => t.dataset.mark = 'kept');";
+    a.eval(mark).await.unwrap();
+
+    turn.stop();
+    let reconnecting = "return document.querySelectorAll('#grid .tile[data-reconnecting]').length";
+    a.wait_for(
+        "the tile to show reconnecting",
+        Duration::from_secs(60),
+        move |p| Box::pin(async move { Ok(p.eval(reconnecting).await?.as_u64() == Some(1)) }),
+    )
+    .await
+    .unwrap();
+    turn.restart().unwrap();
+    // Chrome declares the connection failed after its consent checks time out; the app then
+    // restarts ICE through the TURN server that is back.
+    let recovered = "const t = document.querySelector('#grid .tile'); \
+                     return t !== null && t.dataset.mark === 'kept' && \
+                     !t.hasAttribute('data-reconnecting') && \
+                     t.querySelector('video').videoWidth > 0;";
+    a.wait_for("the call to recover", Duration::from_secs(90), move |p| {
+        Box::pin(async move { Ok(p.eval(recovered).await? == serde_json::json!(true)) })
+    })
+    .await
+    .unwrap();
+    end(harness, [a, b]).await;
+}

@@ -108,6 +108,8 @@ pub struct PageConfig {
     pub ice_from_page: bool,
     /// Room password to prefill (`?password=`).
     pub password: Option<String>,
+    /// Only relayed (TURN) candidates (`?relay=only`).
+    pub relay_only: bool,
 }
 
 impl PageConfig {
@@ -157,6 +159,7 @@ impl PageConfig {
             media: params.get("media").as_deref() != Some("none"),
             ice_from_page,
             password: non_empty("password"),
+            relay_only: params.get("relay").as_deref() == Some("only"),
         })
     }
 }
@@ -591,6 +594,9 @@ impl App {
                     &self.ui.grid,
                     &self.events,
                 )?;
+                if self.config.relay_only {
+                    peer.relay_only(&self.config.ice_servers)?;
+                }
                 if offerer {
                     if let Some((screen, _)) = &self.screen {
                         send_screen(&peer, screen);

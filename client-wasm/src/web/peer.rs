@@ -238,6 +238,17 @@ impl Peer {
         }
     }
 
+    /// Uses only relayed (TURN) candidates: for networks where only a TURN server gets
+    /// through, and to test TURN. Must come before the first negotiation.
+    pub fn relay_only(&self, ice_servers: &JsValue) -> Result<(), WebError> {
+        let config = RtcConfiguration::new();
+        config.set_ice_servers(ice_servers);
+        config.set_ice_transport_policy(web_sys::RtcIceTransportPolicy::Relay);
+        self.pc
+            .set_configuration_with_configuration(&config)
+            .map_err(js("setConfiguration"))
+    }
+
     /// The audio tracks received from this peer.
     pub fn remote_audio(&self) -> Vec<web_sys::MediaStreamTrack> {
         self.pc
