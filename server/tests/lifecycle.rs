@@ -41,7 +41,9 @@ async fn a_silent_client_is_dropped_and_its_room_told() {
     // c[1] stops reading, so it never answers pings. c[0] keeps reading, so tungstenite
     // answers its pings and it stays well past the idle timeout.
     let silent = c[1].id.clone();
+    // c[1]'s last frame: the idle deadline runs from when the relay got it.
     let started = tokio::time::Instant::now();
+    c[1].assert_usable().await;
     match c[0].recv().await {
         ServerMessage::UserLeft { client_id, .. } => assert_eq!(client_id, silent),
         other => panic!("expected user-left, got {other:?}"),
