@@ -49,6 +49,46 @@ impl Refusal {
         }
     }
 
+    /// `join-error` reasons, worded the same whichever router refuses.
+    pub fn room_full(room: &RoomId, max_members: usize) -> Self {
+        Refusal::new(
+            ErrorCode::RoomFull,
+            format!("room {room} is full ({max_members} members)"),
+        )
+    }
+
+    /// The room is locked.
+    pub fn room_locked(room: &RoomId) -> Self {
+        Refusal::new(ErrorCode::RoomLocked, format!("room {room} is locked"))
+    }
+
+    /// The room's password was not given (`given` false) or is wrong.
+    pub fn bad_password(room: &RoomId, given: bool) -> Self {
+        let why = if given {
+            "wrong password"
+        } else {
+            "a password is required"
+        };
+        Refusal::new(ErrorCode::BadPassword, format!("room {room}: {why}"))
+    }
+
+    /// The relay holds as many rooms as it admits.
+    pub fn too_many_rooms(max_rooms: usize) -> Self {
+        Refusal::new(
+            ErrorCode::TooManyRooms,
+            format!("the relay already holds {max_rooms} rooms"),
+        )
+    }
+
+    /// The `join-error` that carries this refusal of a join to `room`.
+    pub fn into_join_error(self, room: RoomId) -> ServerMessage {
+        ServerMessage::JoinError {
+            error: self.message,
+            room_id: Some(room),
+            code: Some(self.code),
+        }
+    }
+
     /// The `error` message that carries this refusal.
     pub fn into_message(self) -> ServerMessage {
         ServerMessage::error(self.code, self.message)
@@ -250,12 +290,7 @@ impl<S: Clone> RoomState<S> {
             return out;
         }
         if let Err(refusal) = self.admits(id, &room_id, password) {
-            let msg = ServerMessage::JoinError {
-                error: refusal.message,
-                room_id: Some(room_id),
-                code: Some(refusal.code),
-            };
-            out.push(vec![me], msg);
+            out.push(vec![me], refusal.into_join_error(room_id));
             return out;
         }
         self.leave_current(id, true, &mut out);
@@ -282,7 +317,7 @@ impl<S: Clone> RoomState<S> {
     }
 
     fn joined_message(&self, id: &ClientId, room_id: RoomId) -> ServerMessage {
-        let peers: Vec<PeerInfo> = self
+        let peers = self
             .members(&room_id)
             .iter()
             .filter(|m| *m != id)
@@ -291,12 +326,7 @@ impl<S: Clone> RoomState<S> {
                 user_id: self.clients[m].user_id.clone(),
             })
             .collect();
-        let members = peers.iter().map(|p| p.client_id.clone()).collect();
-        ServerMessage::Joined {
-            room_id,
-            members,
-            peers,
-        }
+        joined_message(room_id, peers)
     }
 
     /// Whether `id` may enter `room_id` with `password` (not counting a room it is already in).
@@ -311,27 +341,12 @@ impl<S: Clone> RoomState<S> {
                 password: Some(hash),
                 ..
             }) if !password.is_some_and(|p| hash.matches(p)) => {
-                let why = if password.is_some() {
-                    "wrong password"
-                } else {
-                    "a password is required"
-                };
-                Err(Refusal::new(
-                    ErrorCode::BadPassword,
-                    format!("room {room_id}: {why}"),
-                ))
+                Err(Refusal::bad_password(room_id, password.is_some()))
             }
-            Some(room) if room.locked => Err(Refusal::new(
-                ErrorCode::RoomLocked,
-                format!("room {room_id} is locked"),
-            )),
-            Some(room) if room.members.len() >= self.limits.max_members => Err(Refusal::new(
-                ErrorCode::RoomFull,
-                format!(
-                    "room {room_id} is full ({} members)",
-                    self.limits.max_members
-                ),
-            )),
+            Some(room) if room.locked => Err(Refusal::room_locked(room_id)),
+            Some(room) if room.members.len() >= self.limits.max_members => {
+                Err(Refusal::room_full(room_id, self.limits.max_members))
+            }
             Some(_) => Ok(()),
             None => {
                 // The room the client leaves is deleted if it is alone there, freeing a slot.
@@ -341,10 +356,7 @@ impl<S: Clone> RoomState<S> {
                     .is_some_and(|r| r.members.len() == 1);
                 let after = self.rooms.len() + 1 - usize::from(frees_one);
                 if after > self.limits.max_rooms {
-                    Err(Refusal::new(
-                        ErrorCode::TooManyRooms,
-                        format!("the relay already holds {} rooms", self.limits.max_rooms),
-                    ))
+                    Err(Refusal::too_many_rooms(self.limits.max_rooms))
                 } else {
                     Ok(())
                 }
@@ -425,14 +437,8 @@ impl<S: Clone> RoomState<S> {
             .iter()
             .map(|m| self.clients[m].tx.clone())
             .collect();
-        let by_id = id.clone();
-        let msg = if locked {
-            ServerMessage::Locked { room_id, by_id }
-        } else {
-            ServerMessage::Unlocked { room_id, by_id }
-        };
         let mut out = Outbox::default();
-        out.push(all, msg);
+        out.push(all, lock_message(room_id, id.clone(), locked));
         Ok(out)
     }
 
@@ -535,6 +541,25 @@ impl<S: Clone> RoomState<S> {
             }
         }
         assert!(self.rooms.len() <= self.limits.max_rooms, "too many rooms");
+    }
+}
+
+/// The answer to a join: the room and its other members (`members` and `peers`, same order).
+pub fn joined_message(room_id: RoomId, peers: Vec<PeerInfo>) -> ServerMessage {
+    let members = peers.iter().map(|p| p.client_id.clone()).collect();
+    ServerMessage::Joined {
+        room_id,
+        members,
+        peers,
+    }
+}
+
+/// `locked` or `unlocked`, for every member.
+pub fn lock_message(room_id: RoomId, by_id: ClientId, locked: bool) -> ServerMessage {
+    if locked {
+        ServerMessage::Locked { room_id, by_id }
+    } else {
+        ServerMessage::Unlocked { room_id, by_id }
     }
 }
 

@@ -14,7 +14,7 @@
 
 use super::store::{JoinOutcome, JoinRefusal, Left, Member, RedisStore, StoreError};
 use crate::queue::PeerTx;
-use crate::rooms::{Outbox, Refusal, RoomLimits, Route};
+use crate::rooms::{Outbox, Refusal, RoomLimits, Route, joined_message, lock_message};
 use crate::router::{Counts, Inbound, Recipient, Router};
 use protocol::{ClientId, ErrorCode, PeerInfo, RoomId, RoomInfo, ServerMessage, UserId};
 use serde::Deserialize;
@@ -238,19 +238,14 @@ impl RedisRouter {
 
     /// The `joined` answer listing `members`.
     fn joined(room: RoomId, members: &[Member]) -> ServerMessage {
-        let peers: Vec<PeerInfo> = members
+        let peers = members
             .iter()
             .map(|m| PeerInfo {
                 client_id: m.client.clone(),
                 user_id: m.user.clone(),
             })
             .collect();
-        let members = peers.iter().map(|p| p.client_id.clone()).collect();
-        ServerMessage::Joined {
-            room_id: room,
-            members,
-            peers,
-        }
+        joined_message(room, peers)
     }
 
     /// Registers this instance's clients and their rooms again after Redis lost them.
@@ -380,36 +375,19 @@ impl Router for RedisRouter {
                 );
             }
             Ok(JoinOutcome::Refused(why)) => {
-                let error = match why {
-                    JoinRefusal::Full => {
-                        format!("room {room} is full ({} members)", self.limits.max_members)
+                let refusal = match why {
+                    JoinRefusal::Full => Refusal::room_full(&room, self.limits.max_members),
+                    JoinRefusal::Locked => Refusal::room_locked(&room),
+                    JoinRefusal::BadPassword { required } => {
+                        Refusal::bad_password(&room, !required)
                     }
-                    JoinRefusal::Locked => format!("room {room} is locked"),
-                    JoinRefusal::BadPassword { required: true } => {
-                        format!("room {room}: a password is required")
-                    }
-                    JoinRefusal::BadPassword { required: false } => {
-                        format!("room {room}: wrong password")
-                    }
-                    JoinRefusal::TooManyRooms => {
-                        format!("the relay already holds {} rooms", self.limits.max_rooms)
-                    }
+                    JoinRefusal::TooManyRooms => Refusal::too_many_rooms(self.limits.max_rooms),
                 };
-                let msg = ServerMessage::JoinError {
-                    error,
-                    room_id: Some(room),
-                    code: Some(why.code()),
-                };
-                out.push(me, msg);
+                out.push(me, refusal.into_join_error(room));
             }
             Err(e) => {
                 let refusal = self.unavailable(&e);
-                let msg = ServerMessage::JoinError {
-                    error: refusal.message,
-                    room_id: Some(room),
-                    code: Some(refusal.code),
-                };
-                out.push(me, msg);
+                out.push(me, refusal.into_join_error(room));
             }
         }
         out
@@ -447,14 +425,11 @@ impl Router for RedisRouter {
     ) -> Result<Outbox<Recipient>, Refusal> {
         match self.store.set_locked(id, room, locked).await {
             Ok(Ok((room_id, members))) => {
-                let by_id = id.clone();
-                let msg = if locked {
-                    ServerMessage::Locked { room_id, by_id }
-                } else {
-                    ServerMessage::Unlocked { room_id, by_id }
-                };
                 let mut out = Outbox::default();
-                out.push(self.recipients(&members), msg);
+                out.push(
+                    self.recipients(&members),
+                    lock_message(room_id, id.clone(), locked),
+                );
                 Ok(out)
             }
             Ok(Err(not)) => Err(Refusal::not_in_room(not.current.as_ref(), room)),
