@@ -10,7 +10,6 @@ mod common;
 
 use common::{Client, DEADLINE, TestServer, config};
 use futures_util::{SinkExt, StreamExt};
-use protocol::ClientId;
 use serde_json::{Value, json};
 use server::Config;
 use server::auth::{self, issue_hs256, now_unix};
@@ -98,15 +97,6 @@ where
         }
         other => panic!("expected a text frame, got {other:?}"),
     }
-}
-
-/// Reads the `welcome` of a fresh connection; the harness client and the raw welcome.
-async fn welcomed(mut ws: Ws) -> (Client, Value) {
-    let welcome = next_json(&mut ws).await;
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    let id = welcome["clientId"].as_str().expect("a clientId");
-    let id = ClientId::new(id).unwrap();
-    (Client { ws, id }, welcome)
 }
 
 /// Expects the refusal of a failed authentication and nothing else: an `unauthorized` error
@@ -295,7 +285,7 @@ mod tokens {
         ))
         .await
         .unwrap();
-        let (mut dave, _) = welcomed(ws).await;
+        let (mut dave, _) = Client::welcomed(ws).await;
         dave.send(r#"{"type":"register","userId":"eve"}"#).await;
         assert_eq!(dave.recv_json().await["userId"], "dave");
         // A second `auth` is refused but harmless.
@@ -519,7 +509,8 @@ mod origins {
                 "{origin:?}"
             );
         }
-        let (mut ok, _) = welcomed(open(request(Some("https://ok.example"))).await.unwrap()).await;
+        let (mut ok, _) =
+            Client::welcomed(open(request(Some("https://ok.example"))).await.unwrap()).await;
         ok.assert_usable().await;
         let m = scrape(&server).await;
         assert_eq!(
@@ -562,7 +553,7 @@ mod per_ip {
             async move { open(url).await.ok() }
         })
         .await;
-        let (mut third, _) = welcomed(ws).await;
+        let (mut third, _) = Client::welcomed(ws).await;
         third.assert_usable().await;
     }
 
@@ -716,7 +707,7 @@ mod turn {
     /// Connects to `url` and checks the welcome's ICE servers; returns the TURN user part.
     async fn check_ice_servers(url: String) -> (Client, String) {
         let before = now_unix();
-        let (client, welcome) = welcomed(open(url).await.unwrap()).await;
+        let (client, welcome) = Client::welcomed(open(url).await.unwrap()).await;
         let after = now_unix();
         let servers = welcome["iceServers"]
             .as_array()
@@ -767,7 +758,7 @@ mod turn {
     #[tokio::test]
     async fn without_ice_configuration_welcome_has_no_ice_servers() {
         let server = TestServer::start(config()).await;
-        let (_, welcome) = welcomed(open(server.url()).await.unwrap()).await;
+        let (_, welcome) = Client::welcomed(open(server.url()).await.unwrap()).await;
         assert!(welcome.get("iceServers").is_none(), "{welcome}");
     }
 }

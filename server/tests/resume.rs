@@ -14,16 +14,7 @@ use tokio_tungstenite::MaybeTlsStream;
 
 /// A connected client and the resume token of its welcome.
 async fn client_with_token(server: &TestServer) -> (Client, String) {
-    let (ws, _) = tokio_tungstenite::connect_async(server.url())
-        .await
-        .unwrap();
-    let mut c = Client {
-        ws,
-        id: protocol::ClientId::new("pending").unwrap(),
-    };
-    let welcome = c.recv_json().await;
-    assert_eq!(welcome["type"], "welcome");
-    c.id = protocol::ClientId::new(welcome["clientId"].as_str().unwrap()).unwrap();
+    let (c, welcome) = Client::connect_with_welcome(&server.url()).await;
     (
         c,
         welcome["resumeToken"]
@@ -43,16 +34,7 @@ fn lose(c: Client) {
 }
 
 async fn resume(server: &TestServer, token: &str) -> (Client, serde_json::Value) {
-    let url = format!("{}?resume={token}", server.url());
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut c = Client {
-        ws,
-        id: protocol::ClientId::new("pending").unwrap(),
-    };
-    let welcome = c.recv_json().await;
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    c.id = protocol::ClientId::new(welcome["clientId"].as_str().unwrap()).unwrap();
-    (c, welcome)
+    Client::connect_with_welcome(&format!("{}?resume={token}", server.url())).await
 }
 
 fn grace(d: Duration) -> Config {
@@ -163,13 +145,6 @@ async fn resuming_while_the_old_connection_lingers_takes_the_session_over() {
 #[tokio::test]
 async fn without_a_grace_period_there_is_no_token() {
     let server = TestServer::start(grace(Duration::ZERO)).await;
-    let (ws, _) = tokio_tungstenite::connect_async(server.url())
-        .await
-        .unwrap();
-    let mut c = Client {
-        ws,
-        id: protocol::ClientId::new("pending").unwrap(),
-    };
-    let welcome = c.recv_json().await;
+    let (_c, welcome) = Client::connect_with_welcome(&server.url()).await;
     assert!(welcome.get("resumeToken").is_none(), "{welcome}");
 }

@@ -110,19 +110,33 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
+        Self::connect_with_welcome(url).await.0
+    }
+
+    /// Connects and returns the client with its `welcome`, as JSON (for its extension fields).
+    pub async fn connect_with_welcome(url: &str) -> (Client, serde_json::Value) {
         let (ws, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
             .await
             .expect("connect in time")
             .expect("connect");
+        Self::welcomed(ws).await
+    }
+
+    /// Reads the `welcome` of a socket just connected: the client, and the welcome as JSON.
+    pub async fn welcomed(
+        ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ) -> (Client, serde_json::Value) {
         let mut c = Client {
             ws,
             id: ClientId::new("pending").unwrap(),
         };
-        match c.recv().await {
-            ServerMessage::Welcome { client_id, .. } => c.id = client_id,
-            other => panic!("expected welcome, got {other:?}"),
-        }
-        c
+        let welcome = c.recv_json().await;
+        assert_eq!(
+            welcome["type"], "welcome",
+            "expected welcome, got {welcome}"
+        );
+        c.id = ClientId::new(welcome["clientId"].as_str().expect("a clientId")).unwrap();
+        (c, welcome)
     }
 
     pub async fn send(&mut self, text: impl Into<String>) {
