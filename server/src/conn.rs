@@ -176,6 +176,11 @@ where
         AuthState::Verified(claims) => return Ok(Some(claims)),
         AuthState::Failed(e) => Err((e.to_string(), Some(auth_failure_kind(&e)))),
         AuthState::Pending(cfg) => {
+            // The upgrade's answer may still wait for the first write: the client needs it
+            // before it can send `auth`.
+            if ws.flush().await.is_err() {
+                return Err(());
+            }
             let read_first = tokio::time::timeout(AUTH_TIMEOUT, async {
                 loop {
                     match ws.next().await {

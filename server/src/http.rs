@@ -2,14 +2,17 @@
 //! draining), `/metrics` (Prometheus), the built browser app or a plain-text banner on `/`, and
 //! a WebSocket upgrade on any path, which becomes a signaling connection (see `conn.rs`).
 //!
-//! hyper parses the request and performs the upgrade; tungstenite then speaks WebSocket on the
-//! upgraded stream. Before upgrading, the request must pass the origin allow-list, the
+//! The first request head of a connection is read here ([`read_head`]): a WebSocket upgrade is
+//! answered directly, its `101` leaving in the same write as the `welcome` (one packet where
+//! hyper's upgrade took two, and no second task); anything else is handed to hyper with the
+//! bytes read so far. Before upgrading, the request must pass the origin allow-list, the
 //! per-address limits (`guard.rs`) and the connection cap (a semaphore whose permit lives as
 //! long as the WebSocket); a token in the URL is checked here too.
 
 use crate::auth::{self, AuthConfig};
 use crate::conn::{self, AuthState, ConnLimits, Session};
 use crate::guard::{IpGuard, Refused};
+use crate::io::ConnIo;
 use crate::metrics::{AuthFailure, Gauges};
 use crate::relay::Relay;
 use bytes::Bytes;
@@ -17,16 +20,16 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::Semaphore;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Everything a request handler needs, shared by all connections.
 pub(crate) struct Ctx {
@@ -40,10 +43,12 @@ pub(crate) struct Ctx {
     pub ws_config: WebSocketConfig,
     pub permits: Arc<Semaphore>,
     pub shutdown: CancellationToken,
-    pub tracker: TaskTracker,
 }
 
 type Body = Full<Bytes>;
+
+/// Longest the answer to a refused upgrade may take to go out.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
@@ -67,13 +72,16 @@ fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) 
 
 /// Answers one HTTP request.
 pub(crate) async fn handle(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     ctx: Arc<Ctx>,
-    ip: IpAddr,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let headers = req.headers();
-    if header_has_token(headers, header::UPGRADE, "websocket") {
-        return Ok(upgrade(&mut req, ctx, ip));
+    if header_has_token(req.headers(), header::UPGRADE, "websocket") {
+        // Upgrades are taken before hyper sees the connection (`read_head`): this one came
+        // after another request, or with a head too large or malformed.
+        return Ok(text(
+            StatusCode::BAD_REQUEST,
+            "bad WebSocket upgrade request: it must be the connection's first request\n",
+        ));
     }
     Ok(match (req.method(), req.uri().path()) {
         (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
@@ -168,7 +176,6 @@ async fn serve_file(dir: &std::path::Path, path: &str) -> Response<Body> {
     }
 }
 
-/// Validates a WebSocket upgrade, answers 101 and starts the connection on the upgraded stream.
 /// The value of `name` in a query string (no percent-decoding: tokens are base64url).
 fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     query?
@@ -176,52 +183,148 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
-fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>, ip: IpAddr) -> Response<Body> {
-    let headers = req.headers();
-    if req.method() != Method::GET
-        || !header_has_token(headers, header::CONNECTION, "upgrade")
-        || headers
-            .get(header::SEC_WEBSOCKET_VERSION)
-            .is_none_or(|v| v != "13")
-    {
-        return text(StatusCode::BAD_REQUEST, "bad WebSocket upgrade request\n");
+/// Longest request head read before deciding what a connection is; longer ones go to hyper,
+/// which refuses them.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most header lines parsed in a WebSocket upgrade request.
+const MAX_HEADERS: usize = 100;
+
+/// What the first request of a connection is.
+pub(crate) enum Head {
+    /// A WebSocket upgrade, answered by [`upgrade`].
+    WebSocket(WsRequest),
+    /// Anything else: its bytes were pushed back for hyper to read.
+    Http,
+    /// The client closed the connection before its request head was complete.
+    Gone,
+}
+
+/// What the relay looks at in a WebSocket upgrade request.
+pub(crate) struct WsRequest {
+    get: bool,
+    http11: bool,
+    /// Path and query.
+    target: String,
+    connection_upgrade: bool,
+    version_13: bool,
+    key: Option<String>,
+    origin: Option<String>,
+}
+
+impl WsRequest {
+    /// The upgrade in `req`, or `None` when it does not ask for a WebSocket.
+    fn from_parsed(req: &httparse::Request<'_, '_>) -> Option<WsRequest> {
+        let values = |name: &'static str| {
+            req.headers
+                .iter()
+                .filter(move |h| h.name.eq_ignore_ascii_case(name))
+                .filter_map(|h| std::str::from_utf8(h.value).ok())
+        };
+        let has_token = |name: &'static str, token: &str| {
+            values(name).any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        };
+        if !has_token("upgrade", "websocket") {
+            return None;
+        }
+        let first = |name: &'static str| values(name).next().map(|v| v.trim().to_owned());
+        Some(WsRequest {
+            get: req.method == Some("GET"),
+            http11: req.version == Some(1),
+            target: req.path.unwrap_or("/").to_owned(),
+            connection_upgrade: has_token("connection", "upgrade"),
+            version_13: first("sec-websocket-version").is_some_and(|v| v == "13"),
+            key: first("sec-websocket-key"),
+            origin: first("origin"),
+        })
     }
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n");
+
+    fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+}
+
+/// Reads the first request head of a connection and tells a WebSocket upgrade (handled here)
+/// from anything else (pushed back, for hyper). Bytes after an upgrade's head stay in `io`.
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(io: &mut ConnIo<S>) -> std::io::Result<Head> {
+    let mut head = Vec::with_capacity(4096);
+    loop {
+        if head.len() == head.capacity() {
+            if head.len() >= MAX_HEAD {
+                io.unread(&head);
+                return Ok(Head::Http);
+            }
+            head.reserve(4096);
+        }
+        if io.read_buf(&mut head).await? == 0 {
+            return Ok(Head::Gone);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        let ws = match req.parse(&head) {
+            Ok(httparse::Status::Partial) => continue,
+            Ok(httparse::Status::Complete(len)) => WsRequest::from_parsed(&req).map(|ws| (ws, len)),
+            // Malformed, or too many headers: hyper gives the error answer.
+            Err(_) => None,
+        };
+        return Ok(match ws {
+            Some((ws, len)) => {
+                io.unread(&head[len..]);
+                Head::WebSocket(ws)
+            }
+            None => {
+                io.unread(&head);
+                Head::Http
+            }
+        });
+    }
+}
+
+/// An upgrade that passed every check: what the connection needs.
+struct Admitted {
+    accept: String,
+    session: Session,
+    permit: OwnedSemaphorePermit,
+}
+
+/// Checks an upgrade request: well-formed, not draining, allowed origin, the address's limits,
+/// a token if one is given, and a free connection slot. A refusal is a status and a text.
+fn admit(req: &WsRequest, ctx: &Ctx, ip: IpAddr) -> Result<Admitted, (StatusCode, &'static str)> {
+    if !req.get || !req.http11 || !req.connection_upgrade || !req.version_13 {
+        return Err((StatusCode::BAD_REQUEST, "bad WebSocket upgrade request\n"));
+    }
+    let Some(key) = &req.key else {
+        return Err((StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n"));
     };
     if ctx.shutdown.is_cancelled() || ctx.draining.load(Ordering::Relaxed) {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n");
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n"));
     }
     if !ctx.allowed_origins.is_empty() {
-        let origin = headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .unwrap_or("");
+        let origin = req.origin.as_deref().unwrap_or("");
         if !ctx.allowed_origins.iter().any(|allowed| allowed == origin) {
             tracing::info!(%ip, origin, "origin not allowed");
             ctx.relay.metrics().auth_failure(AuthFailure::Origin);
-            return text(StatusCode::FORBIDDEN, "origin not allowed\n");
+            return Err((StatusCode::FORBIDDEN, "origin not allowed\n"));
         }
     }
     let ticket = match ctx.guard.admit(ip) {
         Ok(ticket) => ticket,
         Err(Refused::Throttled) => {
             ctx.relay.metrics().auth_failure(AuthFailure::Throttled);
-            return text(
+            return Err((
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed authentications\n",
-            );
+            ));
         }
         Err(Refused::TooManyConnections) => {
-            return text(
+            return Err((
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many connections from your address\n",
-            );
+            ));
         }
     };
     let auth = match &ctx.auth {
         None => AuthState::Off,
-        Some(cfg) => match query_param(req.uri().query(), "token") {
+        Some(cfg) => match query_param(req.query(), "token") {
             Some(token) => match auth::verify(token, cfg, auth::now_unix()) {
                 Ok(claims) => AuthState::Verified(claims),
                 Err(e) => AuthState::Failed(e),
@@ -229,49 +332,62 @@ fn upgrade(req: &mut Request<Incoming>, ctx: Arc<Ctx>, ip: IpAddr) -> Response<B
             None => AuthState::Pending(cfg.clone()),
         },
     };
-    let resume = query_param(req.uri().query(), "resume").map(str::to_owned);
+    let resume = query_param(req.query(), "resume").map(str::to_owned);
     let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
         tracing::warn!("connection limit reached: upgrade refused");
-        return text(StatusCode::SERVICE_UNAVAILABLE, "too many connections\n");
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"));
     };
-    let accept = derive_accept_key(key.as_bytes());
-    let on_upgrade = hyper::upgrade::on(req);
-    let task_ctx = ctx.clone();
-    ctx.tracker.spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return;
-            }
-        };
-        let ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(task_ctx.ws_config),
+    Ok(Admitted {
+        accept: derive_accept_key(key.as_bytes()),
+        session: Session {
+            auth,
+            ticket: Some(ticket),
+            resume,
+        },
+        permit,
+    })
+}
+
+/// Answers a WebSocket upgrade request: a refusal with its status, or `101 Switching Protocols`
+/// (sent with the first frames) and the signaling connection, served until it ends.
+pub(crate) async fn upgrade<S>(mut io: ConnIo<S>, req: WsRequest, ctx: Arc<Ctx>, ip: IpAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let admitted = match admit(&req, &ctx, ip) {
+        Ok(admitted) => admitted,
+        Err((status, body)) => {
+            let response = format!(
+                "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                body.len(),
+            );
+            let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+                io.write_all(response.as_bytes()).await?;
+                io.shutdown().await
+            })
+            .await;
+            return;
+        }
+    };
+    io.set_prefix(
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+             sec-websocket-accept: {}\r\n\r\n",
+            admitted.accept
         )
-        .await;
-        conn::serve(
-            ws,
-            task_ctx.relay.clone(),
-            task_ctx.limits,
-            task_ctx.shutdown.clone(),
-            Session {
-                auth,
-                ticket: Some(ticket),
-                resume,
-            },
-        )
-        .await;
-        drop(permit);
-    });
-    let mut res = Response::new(Full::new(Bytes::new()));
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    res
+        .into_bytes(),
+    );
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ctx.ws_config)).await;
+    conn::serve(
+        ws,
+        ctx.relay.clone(),
+        ctx.limits,
+        ctx.shutdown.clone(),
+        admitted.session,
+    )
+    .await;
+    drop(admitted.permit);
 }

@@ -10,7 +10,8 @@
 //! - `conn.rs`: one `select!` loop per WebSocket: read, write, heartbeat, shutdown; rate limits
 //!   and authentication.
 //! - `http.rs`: plain HTTP (`/healthz`, `/readyz`, `/metrics`, the built browser app) and the
-//!   WebSocket upgrade, on one port, plain or TLS (`tls.rs`).
+//!   WebSocket upgrade, on one port, plain or TLS (`tls.rs`), over `io.rs` (read-ahead, and
+//!   the write that carries the `101` with the first frames).
 //! - `auth.rs` (access tokens), `guard.rs` (per-address limits), `turn.rs` (ICE servers and
 //!   TURN credentials), `metrics.rs` (Prometheus).
 //!
@@ -24,6 +25,7 @@ pub mod config;
 pub mod conn;
 pub mod guard;
 mod http;
+mod io;
 pub mod metrics;
 pub mod queue;
 pub mod relay;
@@ -39,11 +41,13 @@ pub use relay::Relay;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use io::ConnIo;
 use rooms::RoomLimits;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -200,7 +204,6 @@ impl Server {
                 .max_frame_size(Some(config.max_message_size)),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: token.clone(),
-            tracker: tracker.clone(),
         });
         Ok(Server {
             listener,
@@ -263,10 +266,10 @@ impl Server {
             let tls = tls.clone();
             tracker.spawn(async move {
                 match tls {
-                    None => serve_http(TokioIo::new(stream), ctx, peer).await,
+                    None => serve_connection(stream, ctx, peer).await,
                     Some(acceptor) => {
                         match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => serve_http(TokioIo::new(stream), ctx, peer).await,
+                            Ok(Ok(stream)) => serve_connection(stream, ctx, peer).await,
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
                             }
@@ -295,19 +298,37 @@ impl Server {
     }
 }
 
-/// Serves HTTP (and WebSocket upgrades) on one accepted connection, plain or TLS.
+/// Serves one accepted connection, plain or TLS: a WebSocket when its first request is an
+/// upgrade, plain HTTP otherwise.
+async fn serve_connection<S>(stream: S, ctx: Arc<http::Ctx>, peer: std::net::SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut io = ConnIo::new(stream);
+    let head = tokio::select! {
+        head = tokio::time::timeout(HEADER_TIMEOUT, http::read_head(&mut io)) => head,
+        () = ctx.shutdown.cancelled() => return,
+    };
+    match head {
+        Ok(Ok(http::Head::WebSocket(req))) => http::upgrade(io, req, ctx, peer.ip()).await,
+        Ok(Ok(http::Head::Http)) => serve_http(TokioIo::new(io), ctx, peer).await,
+        Ok(Ok(http::Head::Gone)) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "reading the request failed"),
+        Err(_) => tracing::debug!(%peer, "request head timed out"),
+    }
+}
+
+/// Serves plain HTTP on one connection.
 async fn serve_http<I>(io: I, ctx: Arc<http::Ctx>, peer: std::net::SocketAddr)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let svc_ctx = ctx.clone();
-    let ip = peer.ip();
-    let service = service_fn(move |req| http::handle(req, svc_ctx.clone(), ip));
+    let service = service_fn(move |req| http::handle(req, svc_ctx.clone()));
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(io, service)
-        .with_upgrades();
+        .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
