@@ -4,8 +4,8 @@
 //!
 //! The first request head of a connection is read here ([`read_head`]): a WebSocket upgrade is
 //! answered directly, its `101` leaving in the same write as the `welcome` (one packet where
-//! hyper's upgrade took two, and no second task); anything else is handed to hyper with the
-//! bytes read so far. Before upgrading, the request must pass the origin allow-list, the
+//! hyper's upgrade took two), and the connection then runs in a task sized for it alone;
+//! anything else is handed to hyper with the bytes read so far. Before upgrading, the request must pass the origin allow-list, the
 //! per-address limits (`guard.rs`) and the connection cap (a semaphore whose permit lives as
 //! long as the WebSocket); a token in the URL is checked here too.
 
@@ -16,6 +16,7 @@ use crate::io::ConnIo;
 use crate::metrics::{AuthFailure, Gauges};
 use crate::relay::Relay;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -30,6 +31,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Everything a request handler needs, shared by all connections.
 pub(crate) struct Ctx {
@@ -43,6 +45,7 @@ pub(crate) struct Ctx {
     pub ws_config: WebSocketConfig,
     pub permits: Arc<Semaphore>,
     pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
 }
 
 type Body = Full<Bytes>;
@@ -258,24 +261,41 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(io: &mut ConnIo<S>) -> std::
         if io.read_buf(&mut head).await? == 0 {
             return Ok(Head::Gone);
         }
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        let ws = match req.parse(&head) {
-            Ok(httparse::Status::Partial) => continue,
-            Ok(httparse::Status::Complete(len)) => WsRequest::from_parsed(&req).map(|ws| (ws, len)),
-            // Malformed, or too many headers: hyper gives the error answer.
-            Err(_) => None,
-        };
-        return Ok(match ws {
-            Some((ws, len)) => {
+        return Ok(match parse_head(&head) {
+            Parsed::Partial => continue,
+            Parsed::WebSocket(ws, len) => {
                 io.unread(&head[len..]);
                 Head::WebSocket(ws)
             }
-            None => {
+            Parsed::Other => {
                 io.unread(&head);
                 Head::Http
             }
         });
+    }
+}
+
+/// What the bytes of a request head read so far hold.
+enum Parsed {
+    Partial,
+    /// A WebSocket upgrade whose head is this many bytes long.
+    WebSocket(WsRequest, usize),
+    /// Another request, or a malformed one (hyper then gives the error answer).
+    Other,
+}
+
+/// Parses a request head. Not async: the header table stays on the stack instead of in
+/// every connection's future.
+fn parse_head(head: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Ok(httparse::Status::Complete(len)) => match WsRequest::from_parsed(&req) {
+            Some(ws) => Parsed::WebSocket(ws, len),
+            None => Parsed::Other,
+        },
+        Err(_) => Parsed::Other,
     }
 }
 
@@ -349,12 +369,17 @@ fn admit(req: &WsRequest, ctx: &Ctx, ip: IpAddr) -> Result<Admitted, (StatusCode
 }
 
 /// Answers a WebSocket upgrade request: a refusal with its status, or `101 Switching Protocols`
-/// (sent with the first frames) and the signaling connection, served until it ends.
-pub(crate) async fn upgrade<S>(mut io: ConnIo<S>, req: WsRequest, ctx: Arc<Ctx>, ip: IpAddr)
+/// (sent with the first frames) and the signaling connection, started in a task of its own:
+/// one sized for the connection alone, not for this one's request head and HTTP state.
+pub(crate) async fn upgrade<S>(mut io: ConnIo<S>, req: WsRequest, ctx: &Ctx, ip: IpAddr)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let admitted = match admit(&req, &ctx, ip) {
+    let Admitted {
+        accept,
+        session,
+        permit,
+    } = match admit(&req, ctx, ip) {
         Ok(admitted) => admitted,
         Err((status, body)) => {
             let response = format!(
@@ -375,19 +400,18 @@ where
     io.set_prefix(
         format!(
             "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
-             sec-websocket-accept: {}\r\n\r\n",
-            admitted.accept
+             sec-websocket-accept: {accept}\r\n\r\n"
         )
         .into_bytes(),
     );
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ctx.ws_config)).await;
-    conn::serve(
+    let serve = conn::serve(
         ws,
         ctx.relay.clone(),
         ctx.limits,
         ctx.shutdown.clone(),
-        admitted.session,
-    )
-    .await;
-    drop(admitted.permit);
+        session,
+    );
+    // `map`, not an `async` block awaiting `serve`: that would hold the future twice.
+    ctx.tracker.spawn(serve.map(move |()| drop(permit)));
 }

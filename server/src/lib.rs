@@ -55,8 +55,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Read buffer of each WebSocket, in bytes. Small, because it is allocated per connection for
-/// the connection's lifetime; larger messages are read in several chunks.
-const READ_BUFFER: usize = 1024;
+/// the connection's lifetime; larger messages are copied out in several chunks from the
+/// read-ahead of `io.rs`, which takes them off the socket in one system call. 512 holds a
+/// typical ICE candidate message whole.
+const READ_BUFFER: usize = 512;
 
 /// Longest a client may take to send its HTTP request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,6 +206,7 @@ impl Server {
                 .max_frame_size(Some(config.max_message_size)),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: token.clone(),
+            tracker: tracker.clone(),
         });
         Ok(Server {
             listener,
@@ -310,7 +313,8 @@ where
         () = ctx.shutdown.cancelled() => return,
     };
     match head {
-        Ok(Ok(http::Head::WebSocket(req))) => http::upgrade(io, req, ctx, peer.ip()).await,
+        // The WebSocket gets a task of its own (see `http::upgrade`).
+        Ok(Ok(http::Head::WebSocket(req))) => http::upgrade(io, req, &ctx, peer.ip()).await,
         Ok(Ok(http::Head::Http)) => serve_http(TokioIo::new(io), ctx, peer).await,
         Ok(Ok(http::Head::Gone)) => {}
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "reading the request failed"),

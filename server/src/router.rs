@@ -162,9 +162,21 @@ macro_rules! delegate {
     };
 }
 
+/// Awaits an operation of either router. The Redis router's is boxed: its state (a Redis
+/// round trip) is large and would otherwise sit in every connection's future, memory store
+/// or not, for the connection's whole life.
+macro_rules! delegate_await {
+    ($self:ident, $r:ident => $e:expr) => {
+        match $self {
+            Backend::Memory($r) => $e.await,
+            Backend::Redis($r) => Box::pin($e).await,
+        }
+    };
+}
+
 impl Router for Backend {
     async fn attach(&self, id: &ClientId, tx: &PeerTx, user: &UserId) {
-        delegate!(self, r => r.attach(id, tx, user).await)
+        delegate_await!(self, r => r.attach(id, tx, user))
     }
     fn sender(&self, id: &ClientId) -> Option<PeerTx> {
         delegate!(self, r => r.sender(id))
@@ -176,20 +188,20 @@ impl Router for Backend {
         delegate!(self, r => r.user_of(id))
     }
     async fn remove(&self, id: &ClientId, only_if: Option<&PeerTx>) -> Option<Outbox<Recipient>> {
-        delegate!(self, r => r.remove(id, only_if).await)
+        delegate_await!(self, r => r.remove(id, only_if))
     }
     async fn register(&self, id: &ClientId, user: Option<UserId>) -> Outbox<Recipient> {
-        delegate!(self, r => r.register(id, user).await)
+        delegate_await!(self, r => r.register(id, user))
     }
     async fn join(&self, id: &ClientId, room: RoomId, password: Option<&str>) -> Outbox<Recipient> {
-        delegate!(self, r => r.join(id, room, password).await)
+        delegate_await!(self, r => r.join(id, room, password))
     }
     async fn leave(
         &self,
         id: &ClientId,
         room: Option<&RoomId>,
     ) -> Result<Outbox<Recipient>, Refusal> {
-        delegate!(self, r => r.leave(id, room).await)
+        delegate_await!(self, r => r.leave(id, room))
     }
     async fn set_locked(
         &self,
@@ -197,17 +209,17 @@ impl Router for Backend {
         room: Option<&RoomId>,
         locked: bool,
     ) -> Result<Outbox<Recipient>, Refusal> {
-        delegate!(self, r => r.set_locked(id, room, locked).await)
+        delegate_await!(self, r => r.set_locked(id, room, locked))
     }
     async fn list_rooms(&self, limit: usize) -> Result<(Vec<RoomInfo>, bool), Refusal> {
-        delegate!(self, r => r.list_rooms(limit).await)
+        delegate_await!(self, r => r.list_rooms(limit))
     }
     async fn route(
         &self,
         from: &ClientId,
         target: Option<&ClientId>,
     ) -> Result<Route<Recipient>, Refusal> {
-        delegate!(self, r => r.route(from, target).await)
+        delegate_await!(self, r => r.route(from, target))
     }
     fn send_remote(&self, instance: &str, room: Option<&RoomId>, clients: &[ClientId], text: &str) {
         delegate!(self, r => r.send_remote(instance, room, clients, text))
@@ -216,13 +228,13 @@ impl Router for Backend {
         delegate!(self, r => r.counts())
     }
     async fn next_inbound(&self) -> Option<Inbound> {
-        delegate!(self, r => r.next_inbound().await)
+        delegate_await!(self, r => r.next_inbound())
     }
     fn maintenance_interval(&self) -> Option<std::time::Duration> {
         delegate!(self, r => r.maintenance_interval())
     }
     async fn maintain(&self) -> Outbox<Recipient> {
-        delegate!(self, r => r.maintain().await)
+        delegate_await!(self, r => r.maintain())
     }
     fn healthy(&self) -> bool {
         delegate!(self, r => r.healthy())
