@@ -90,6 +90,19 @@ fn defer_accept(listener: &TcpListener) {
     }
 }
 
+/// Turns Nagle's algorithm off on the listener, so that every accepted socket starts with
+/// TCP_NODELAY (Linux copies it to them) and needs no system call of its own. False when the
+/// sockets must get it one by one.
+fn nodelay_inherited(listener: &TcpListener) -> bool {
+    #[cfg(target_os = "linux")]
+    return set_tcp_option(listener, libc::TCP_NODELAY, 1);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = listener;
+        false
+    }
+}
+
 /// Sets a TCP-level option on the listener; false when the kernel refused it.
 #[cfg(target_os = "linux")]
 fn set_tcp_option(listener: &TcpListener, option: libc::c_int, value: libc::c_int) -> bool {
@@ -231,6 +244,7 @@ impl Server {
             tracker,
         } = self;
         let background = ctx.relay.start_background();
+        let nodelay_inherited = nodelay_inherited(&listener);
         // Forget addresses whose failures are old.
         let sweep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(guard::FAILURE_WINDOW);
@@ -264,7 +278,10 @@ impl Server {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
+            // Small messages go out at once, not held back for the peer's ACK.
+            if !nodelay_inherited {
+                let _ = stream.set_nodelay(true);
+            }
             let ctx = ctx.clone();
             let tls = tls.clone();
             tracker.spawn(async move {
@@ -363,4 +380,26 @@ fn auth_config(config: &Config) -> std::io::Result<Option<Arc<auth::AuthConfig>>
         leeway_secs: config.auth_leeway.as_secs(),
     };
     Ok(cfg.enabled().then(|| Arc::new(cfg)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The relay skips the per-socket TCP_NODELAY call when the listener's setting carries
+    /// over to accepted sockets; this checks that it does, through tokio.
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let inherited = nodelay_inherited(&listener);
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        if inherited {
+            assert!(accepted.nodelay().unwrap(), "TCP_NODELAY was not inherited");
+        }
+        assert!(cfg!(not(target_os = "linux")) || inherited);
+        drop(client);
+    }
 }
