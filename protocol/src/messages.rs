@@ -222,6 +222,49 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order of [`ErrorCode::index`].
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidField,
+        ErrorCode::BinaryFrame,
+        ErrorCode::NotInRoom,
+        ErrorCode::TargetNotInRoom,
+        ErrorCode::RoomFull,
+        ErrorCode::RoomLocked,
+        ErrorCode::TooManyRooms,
+        ErrorCode::RateLimited,
+        ErrorCode::BadPassword,
+        ErrorCode::Unauthorized,
+        ErrorCode::RoomNotAllowed,
+        ErrorCode::ResumeFailed,
+        ErrorCode::Unavailable,
+        ErrorCode::Unknown,
+    ];
+
+    /// The position of this code in [`ErrorCode::ALL`] (e.g. a counter's slot). An exhaustive
+    /// match, so that a new variant fails to compile here until it has its place in `ALL`.
+    pub const fn index(self) -> usize {
+        match self {
+            ErrorCode::InvalidJson => 0,
+            ErrorCode::UnknownType => 1,
+            ErrorCode::InvalidField => 2,
+            ErrorCode::BinaryFrame => 3,
+            ErrorCode::NotInRoom => 4,
+            ErrorCode::TargetNotInRoom => 5,
+            ErrorCode::RoomFull => 6,
+            ErrorCode::RoomLocked => 7,
+            ErrorCode::TooManyRooms => 8,
+            ErrorCode::RateLimited => 9,
+            ErrorCode::BadPassword => 10,
+            ErrorCode::Unauthorized => 11,
+            ErrorCode::RoomNotAllowed => 12,
+            ErrorCode::ResumeFailed => 13,
+            ErrorCode::Unavailable => 14,
+            ErrorCode::Unknown => 15,
+        }
+    }
+
     /// The code as written on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

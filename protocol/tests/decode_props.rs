@@ -65,25 +65,6 @@ const KNOWN_FIELDS: &[&str] = &[
     "truncated",
 ];
 
-const ALL_CODES: &[ErrorCode] = &[
-    ErrorCode::InvalidJson,
-    ErrorCode::UnknownType,
-    ErrorCode::InvalidField,
-    ErrorCode::BinaryFrame,
-    ErrorCode::NotInRoom,
-    ErrorCode::TargetNotInRoom,
-    ErrorCode::RoomFull,
-    ErrorCode::RoomLocked,
-    ErrorCode::TooManyRooms,
-    ErrorCode::RateLimited,
-    ErrorCode::BadPassword,
-    ErrorCode::Unauthorized,
-    ErrorCode::RoomNotAllowed,
-    ErrorCode::ResumeFailed,
-    ErrorCode::Unavailable,
-    ErrorCode::Unknown,
-];
-
 /// Payloads as clients write them: every JSON kind, nested, with odd spacing and escapes.
 const PAYLOADS: &[&str] = &[
     "null",
@@ -140,7 +121,7 @@ fn payload() -> impl Strategy<Value = Payload> {
 }
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
-    prop::sample::select(ALL_CODES)
+    prop::sample::select(&ErrorCode::ALL[..])
 }
 
 fn client_message() -> impl Strategy<Value = ClientMessage> {
@@ -261,7 +242,7 @@ fn json_string() -> impl Strategy<Value = String> {
         4 => "[a-z0-9-]{1,8}",
         1 => Just(String::new()),
         1 => (MAX_ID_CHARS - 1..=MAX_ID_CHARS + 2).prop_map(|n| "x".repeat(n)),
-        1 => prop::sample::select(ALL_CODES).prop_map(|c| c.as_str().to_owned()),
+        1 => prop::sample::select(&ErrorCode::ALL[..]).prop_map(|c| c.as_str().to_owned()),
         1 => any::<String>(),
     ]
 }

@@ -1274,3 +1274,15 @@ fn server_welcome_with_extensions() {
         },
     );
 }
+
+#[test]
+fn every_error_code_is_listed_once_at_its_index_with_its_wire_name() {
+    let mut names = std::collections::HashSet::new();
+    for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+        assert_eq!(code.index(), i, "{code:?}");
+        assert!(names.insert(code.as_str()), "{code:?} named twice");
+        let wire = serde_json::to_string(&code).unwrap();
+        assert_eq!(wire, format!("\"{}\"", code.as_str()));
+        assert_eq!(serde_json::from_str::<ErrorCode>(&wire).unwrap(), code);
+    }
+}

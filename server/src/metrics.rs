@@ -21,50 +21,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Label values of `relay_messages_relayed_total{type}`; the last one takes every other kind.
 const RELAYED_KINDS: [&str; 5] = ["offer", "answer", "candidate", "message", "other"];
 
-/// Label values of `relay_messages_refused_total{reason}`: every [`ErrorCode`], in the order of
-/// [`code_slot`].
-const ERROR_CODES: [ErrorCode; 16] = [
-    ErrorCode::InvalidJson,
-    ErrorCode::UnknownType,
-    ErrorCode::InvalidField,
-    ErrorCode::BinaryFrame,
-    ErrorCode::NotInRoom,
-    ErrorCode::TargetNotInRoom,
-    ErrorCode::RoomFull,
-    ErrorCode::RoomLocked,
-    ErrorCode::TooManyRooms,
-    ErrorCode::RateLimited,
-    ErrorCode::BadPassword,
-    ErrorCode::Unauthorized,
-    ErrorCode::RoomNotAllowed,
-    ErrorCode::ResumeFailed,
-    ErrorCode::Unavailable,
-    ErrorCode::Unknown,
-];
-
-/// The slot of `code` in [`ERROR_CODES`]. An exhaustive match rather than `code as usize`, so
-/// that a new variant fails to compile here instead of indexing out of bounds at run time.
-fn code_slot(code: ErrorCode) -> usize {
-    match code {
-        ErrorCode::InvalidJson => 0,
-        ErrorCode::UnknownType => 1,
-        ErrorCode::InvalidField => 2,
-        ErrorCode::BinaryFrame => 3,
-        ErrorCode::NotInRoom => 4,
-        ErrorCode::TargetNotInRoom => 5,
-        ErrorCode::RoomFull => 6,
-        ErrorCode::RoomLocked => 7,
-        ErrorCode::TooManyRooms => 8,
-        ErrorCode::RateLimited => 9,
-        ErrorCode::BadPassword => 10,
-        ErrorCode::Unauthorized => 11,
-        ErrorCode::RoomNotAllowed => 12,
-        ErrorCode::ResumeFailed => 13,
-        ErrorCode::Unavailable => 14,
-        ErrorCode::Unknown => 15,
-    }
-}
-
 /// Upper bounds of the finite `relay_latency_seconds` buckets: in nanoseconds for comparing,
 /// and as written in the `le` label. An implicit `+Inf` bucket follows.
 const LATENCY_BUCKETS: [(u64, &str); 11] = [
@@ -149,7 +105,7 @@ pub struct Gauges {
 #[derive(Debug, Default)]
 pub struct Metrics {
     relayed: [AtomicU64; RELAYED_KINDS.len()],
-    refused: [AtomicU64; ERROR_CODES.len()],
+    refused: [AtomicU64; ErrorCode::ALL.len()],
     slow_consumer_drops: AtomicU64,
     auth_failures: [AtomicU64; AuthFailure::ALL.len()],
     connections_opened: AtomicU64,
@@ -182,7 +138,7 @@ impl Metrics {
 
     /// A request was refused with `code` (join refusals included).
     pub fn refused(&self, code: ErrorCode) {
-        self.refused[code_slot(code)].fetch_add(1, Relaxed);
+        self.refused[code.index()].fetch_add(1, Relaxed);
     }
 
     /// A connection was dropped because its outbound queue was full.
@@ -238,7 +194,7 @@ impl Metrics {
             "counter",
             "Client requests refused with an error or join-error, by error code.",
         );
-        for (code, n) in ERROR_CODES.iter().zip(&self.refused) {
+        for (code, n) in ErrorCode::ALL.iter().zip(&self.refused) {
             let label = ("reason", code.as_str());
             out.sample("relay_messages_refused_total", label, n.load(Relaxed));
         }
@@ -409,7 +365,7 @@ mod tests {
                 0.0
             );
         }
-        for code in ERROR_CODES {
+        for code in ErrorCode::ALL {
             let series = format!(
                 "relay_messages_refused_total{{reason=\"{}\"}}",
                 code.as_str()
@@ -427,16 +383,11 @@ mod tests {
 
     #[test]
     fn slots_match_label_tables() {
-        for (i, code) in ERROR_CODES.into_iter().enumerate() {
-            assert_eq!(code_slot(code), i, "{code:?}");
-        }
-        let names: HashSet<_> = ERROR_CODES.iter().map(|c| c.as_str()).collect();
-        assert_eq!(names.len(), ERROR_CODES.len());
         for (i, reason) in AuthFailure::ALL.into_iter().enumerate() {
             assert_eq!(reason.slot(), i, "{reason:?}");
         }
         // Each refusal lands on its own label.
-        for code in ERROR_CODES {
+        for code in ErrorCode::ALL {
             let m = Metrics::new();
             m.refused(code);
             let text = m.render(&Gauges::default());
@@ -445,7 +396,7 @@ mod tests {
                 code.as_str()
             );
             assert_eq!(value(&text, &series), 1.0, "{code:?}");
-            let total: f64 = ERROR_CODES
+            let total: f64 = ErrorCode::ALL
                 .iter()
                 .map(|c| {
                     let s = format!("relay_messages_refused_total{{reason=\"{}\"}}", c.as_str());
