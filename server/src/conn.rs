@@ -8,6 +8,7 @@
 
 use crate::auth::{self, AuthConfig, AuthError, Claims};
 use crate::guard::{IpTicket, TokenBucket};
+use crate::io::{ConnIo, HoldForFin};
 use crate::metrics::{AuthFailure, Metrics};
 use crate::queue::Recv;
 use crate::relay::{PeerRx, Relay};
@@ -17,7 +18,9 @@ use protocol::{ClientId, ClientMessage, ErrorCode, ServerMessage};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -247,14 +250,14 @@ where
 }
 
 /// Serves one WebSocket until it ends, then removes the client from the relay.
-pub async fn serve<S>(
-    mut ws: S,
+pub async fn serve<X>(
+    mut ws: WebSocketStream<ConnIo<X>>,
     relay: Relay,
     limits: ConnLimits,
     shutdown: CancellationToken,
     session: Session,
 ) where
-    S: Stream<Item = Result<Message, WsError>> + Sink<Message, Error = WsError> + Unpin,
+    X: AsyncRead + AsyncWrite + HoldForFin + Unpin,
 {
     let metrics = relay.metrics().clone();
     let Session {
@@ -401,6 +404,8 @@ pub async fn serve<S>(
     metrics.connection_closed();
     tracing::debug!(client = %id, reason = ?exit, "disconnected");
     if exit == Exit::PeerClosed {
+        // The Close reply is the last write: it leaves with the FIN when the socket closes.
+        ws.get_ref().hold_for_fin();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.flush()).await;
     } else if let Some(frame) = exit.close_frame() {
         // The closing handshake: send Close, then read until the peer's Close (or EOF), so the
@@ -458,11 +463,9 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::ConnIo;
     use crate::metrics::Metrics;
     use crate::relay::RelayLimits;
     use crate::rooms::RoomLimits;
-    use tokio_tungstenite::WebSocketStream;
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     /// Every connection's future lives as long as the connection: what it holds is most of an

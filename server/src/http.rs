@@ -12,7 +12,7 @@
 use crate::auth::{self, AuthConfig};
 use crate::conn::{self, AuthState, ConnLimits, Session};
 use crate::guard::{IpGuard, Refused};
-use crate::io::ConnIo;
+use crate::io::{ConnIo, HoldForFin};
 use crate::metrics::{AuthFailure, Gauges};
 use crate::relay::Relay;
 use bytes::Bytes;
@@ -373,7 +373,7 @@ fn admit(req: &WsRequest, ctx: &Ctx, ip: IpAddr) -> Result<Admitted, (StatusCode
 /// one sized for the connection alone, not for this one's request head and HTTP state.
 pub(crate) async fn upgrade<S>(mut io: ConnIo<S>, req: WsRequest, ctx: &Ctx, ip: IpAddr)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + HoldForFin + Unpin + Send + 'static,
 {
     let Admitted {
         accept,

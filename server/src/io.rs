@@ -188,6 +188,49 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
     }
 }
 
+/// A stream whose next writes can wait for the FIN, so that a connection's last frame and its
+/// end leave in one segment (one delivery and one wake-up of the peer instead of two).
+pub trait HoldForFin {
+    /// Holds back partial segments until the socket is closed (TCP_CORK; best effort).
+    fn hold_for_fin(&self) {}
+}
+
+impl HoldForFin for tokio::net::TcpStream {
+    fn hold_for_fin(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let on: libc::c_int = 1;
+            // SAFETY: a valid socket, and a pointer to a c_int of the size passed. A failure
+            // only means the frame and the FIN go out separately.
+            unsafe {
+                libc::setsockopt(
+                    self.as_raw_fd(),
+                    libc::IPPROTO_TCP,
+                    libc::TCP_CORK,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+}
+
+impl HoldForFin for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn hold_for_fin(&self) {
+        self.get_ref().0.hold_for_fin();
+    }
+}
+
+impl HoldForFin for tokio::io::DuplexStream {}
+
+impl<S: HoldForFin> ConnIo<S> {
+    /// See [`HoldForFin`].
+    pub fn hold_for_fin(&self) {
+        self.inner.hold_for_fin();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ pub mod config;
 pub mod conn;
 pub mod guard;
 mod http;
-mod io;
+pub mod io;
 pub mod metrics;
 pub mod queue;
 pub mod relay;
@@ -41,7 +41,7 @@ pub use relay::Relay;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use io::ConnIo;
+use io::{ConnIo, HoldForFin};
 use rooms::RoomLimits;
 use std::future::Future;
 use std::sync::Arc;
@@ -322,7 +322,7 @@ impl Server {
 /// upgrade, plain HTTP otherwise.
 async fn serve_connection<S>(stream: S, ctx: Arc<http::Ctx>, peer: std::net::SocketAddr)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + HoldForFin + Unpin + Send + 'static,
 {
     let mut io = ConnIo::new(stream);
     let head = tokio::select! {
