@@ -256,7 +256,8 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(io: &mut ConnIo<S>) -> std::
                 io.unread(&head);
                 return Ok(Head::Http);
             }
-            head.reserve(4096);
+            // Exact: the head never grows past MAX_HEAD plus one step.
+            head.reserve_exact(4096);
         }
         if io.read_buf(&mut head).await? == 0 {
             return Ok(Head::Gone);
