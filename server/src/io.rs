@@ -294,4 +294,116 @@ mod tests {
         want.extend_from_slice(b"tail");
         assert_eq!(reader.await.unwrap(), want);
     }
+
+    /// One step of a reader: read up to `n` bytes, or push back the last `n` bytes it read.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Read(usize),
+        Unread(usize),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (1usize..20_000).prop_map(Step::Read),
+            1 => (0usize..2_000).prop_map(Step::Unread),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the read sizes (small ones through the read-ahead, large ones straight to
+        /// the socket) and the bytes pushed back, the reader sees the stream in order.
+        #[test]
+        fn reads_and_pushbacks_keep_the_stream_in_order(
+            len in 0usize..200_000,
+            chunk in 1usize..70_000,
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = runtime.block_on(async {
+                let (mut far, near) = duplex(chunk);
+                let writer = {
+                    let data = data.clone();
+                    async move {
+                        far.write_all(&data).await.unwrap();
+                        drop(far);
+                    }
+                };
+                let reader = async {
+                    let mut io = ConnIo::new(near);
+                    // What the reader holds, as the stream seen so far minus what it pushed back.
+                    let mut seen: Vec<u8> = Vec::new();
+                    let mut buf = vec![0u8; 20_000];
+                    for step in steps.iter().cycle().take(10_000) {
+                        match *step {
+                            Step::Read(n) => {
+                                let got = io.read(&mut buf[..n]).await.unwrap();
+                                if got == 0 {
+                                    break;
+                                }
+                                seen.extend_from_slice(&buf[..got]);
+                            }
+                            Step::Unread(n) => {
+                                let n = n.min(seen.len());
+                                let back = seen.split_off(seen.len() - n);
+                                io.unread(&back);
+                            }
+                        }
+                    }
+                    let mut rest = Vec::new();
+                    io.read_to_end(&mut rest).await.unwrap();
+                    seen.extend_from_slice(&rest);
+                    seen
+                };
+                tokio::join!(writer, reader).1
+            });
+            proptest::prop_assert_eq!(got, data);
+        }
+
+        /// The prefix and every byte written after it arrive once, in order, whatever the
+        /// pipe's capacity (partial writes of the prefix, of the data, or of both at once).
+        #[test]
+        fn the_prefix_and_the_writes_arrive_whole_and_in_order(
+            prefix_len in 0usize..3_000,
+            writes in proptest::collection::vec(0usize..5_000, 0..8),
+            // 0: a pipe exactly the prefix's size (the write that ends right after the prefix).
+            pipe in proptest::prop_oneof![1usize..4_096, proptest::strategy::Just(0)],
+            flush_first in proptest::bool::ANY,
+        ) {
+            let pipe = if pipe == 0 { prefix_len.max(1) } else { pipe };
+            let prefix: Vec<u8> = (0..prefix_len).map(|i| (i % 13) as u8 + 200).collect();
+            let chunks: Vec<Vec<u8>> = writes
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| (0..n).map(|i| ((i + k) % 97) as u8).collect())
+                .collect();
+            let mut want = prefix.clone();
+            for c in &chunks {
+                want.extend_from_slice(c);
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let got = runtime.block_on(async {
+                let (mut far, near) = duplex(pipe);
+                let reader = async move {
+                    let mut got = Vec::new();
+                    far.read_to_end(&mut got).await.unwrap();
+                    got
+                };
+                let writer = async {
+                    let mut io = ConnIo::new(near);
+                    io.set_prefix(prefix.clone());
+                    if flush_first {
+                        io.flush().await.unwrap();
+                    }
+                    for c in &chunks {
+                        io.write_all(c).await.unwrap();
+                    }
+                    io.shutdown().await.unwrap();
+                };
+                tokio::join!(reader, writer).0
+            });
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
