@@ -197,23 +197,31 @@ pub trait HoldForFin {
 
 impl HoldForFin for tokio::net::TcpStream {
     fn hold_for_fin(&self) {
+        // A failure only means the frame and the FIN go out separately.
         #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let on: libc::c_int = 1;
-            // SAFETY: a valid socket, and a pointer to a c_int of the size passed. A failure
-            // only means the frame and the FIN go out separately.
-            unsafe {
-                libc::setsockopt(
-                    self.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    libc::TCP_CORK,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-        }
+        set_tcp_option(self, libc::TCP_CORK, 1);
     }
+}
+
+/// Sets a TCP-level option on a socket (listening or connected); false when the kernel
+/// refused it.
+#[cfg(target_os = "linux")]
+pub(crate) fn set_tcp_option(
+    socket: &impl std::os::fd::AsRawFd,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> bool {
+    // SAFETY: a valid socket, and a pointer to a c_int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 impl HoldForFin for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {

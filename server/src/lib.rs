@@ -85,7 +85,7 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// request) arrived: one wake-up per connection instead of two.
 fn defer_accept(listener: &TcpListener) {
     #[cfg(target_os = "linux")]
-    if !set_tcp_option(listener, libc::TCP_DEFER_ACCEPT, 1) {
+    if !io::set_tcp_option(listener, libc::TCP_DEFER_ACCEPT, 1) {
         tracing::debug!("TCP_DEFER_ACCEPT not available");
     }
 }
@@ -95,29 +95,12 @@ fn defer_accept(listener: &TcpListener) {
 /// sockets must get it one by one.
 fn nodelay_inherited(listener: &TcpListener) -> bool {
     #[cfg(target_os = "linux")]
-    return set_tcp_option(listener, libc::TCP_NODELAY, 1);
+    return io::set_tcp_option(listener, libc::TCP_NODELAY, 1);
     #[cfg(not(target_os = "linux"))]
     {
         let _ = listener;
         false
     }
-}
-
-/// Sets a TCP-level option on the listener; false when the kernel refused it.
-#[cfg(target_os = "linux")]
-fn set_tcp_option(listener: &TcpListener, option: libc::c_int, value: libc::c_int) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket, and a pointer to a c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            option,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    rc == 0
 }
 
 /// Serves `listener` until `shutdown` completes; then stops accepting, sends every WebSocket a
