@@ -66,11 +66,18 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     res
 }
 
+/// Whether a comma-separated header value (`Connection`, `Upgrade`) lists `token`.
+fn lists_token(value: &str, token: &str) -> bool {
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
 fn header_has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    })
+    headers
+        .get_all(name)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| lists_token(s, token)))
 }
 
 /// Answers one HTTP request.
@@ -223,9 +230,8 @@ impl WsRequest {
                 .filter(move |h| h.name.eq_ignore_ascii_case(name))
                 .filter_map(|h| std::str::from_utf8(h.value).ok())
         };
-        let has_token = |name: &'static str, token: &str| {
-            values(name).any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        };
+        let has_token =
+            |name: &'static str, token: &str| values(name).any(|v| lists_token(v, token));
         if !has_token("upgrade", "websocket") {
             return None;
         }
