@@ -13,7 +13,7 @@ use crate::auth::{self, AuthConfig};
 use crate::conn::{self, AuthState, ConnLimits, Session};
 use crate::guard::{IpGuard, Refused};
 use crate::io::{ConnIo, HoldForFin};
-use crate::metrics::{AuthFailure, Gauges};
+use crate::metrics::{self, AuthFailure, Gauges};
 use crate::relay::Relay;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -53,17 +53,23 @@ type Body = Full<Bytes>;
 /// Longest the answer to a refused upgrade may take to go out.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut res = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+/// A response with `body` of `content_type`, closing the connection after it.
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut res = Response::new(Full::new(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // One request per plain HTTP connection: no idle keep-alive sockets to account for.
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     res
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 /// Whether a comma-separated header value (`Connection`, `Upgrade`) lists `token`.
@@ -113,15 +119,8 @@ pub(crate) async fn handle(
                 members: ctx.relay.member_count(),
                 ready: !ctx.draining.load(Ordering::Relaxed) && ctx.relay.healthy(),
             };
-            let mut res =
-                Response::new(Full::new(Bytes::from(ctx.relay.metrics().render(&gauges))));
-            let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-            );
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            res
+            let body = Bytes::from(ctx.relay.metrics().render(&gauges));
+            response(StatusCode::OK, metrics::CONTENT_TYPE, body)
         }
         (&Method::GET | &Method::HEAD, path) => match &ctx.static_dir {
             Some(dir) => serve_file(dir, path).await,
@@ -166,20 +165,15 @@ async fn serve_file(dir: &std::path::Path, path: &str) -> Response<Body> {
     let file = dir.join(rel);
     match tokio::fs::read(&file).await {
         Ok(bytes) => {
-            let mut res = Response::new(Full::new(Bytes::from(bytes)));
-            let h = res.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(content_type(&file)),
-            );
+            let mut res = response(StatusCode::OK, content_type(&file), Bytes::from(bytes));
             // Trunk names assets by content hash; only index.html must be fetched anew.
             let cache = if rel == "index.html" {
                 "no-cache"
             } else {
                 "public, max-age=31536000, immutable"
             };
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
             res
         }
         Err(_) => text(StatusCode::NOT_FOUND, "not found\n"),
