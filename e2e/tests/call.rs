@@ -554,6 +554,13 @@ async fn a_recording_produces_a_non_empty_file() {
     })
     .await
     .unwrap();
+    // Stop once the recorder has handed over its first piece (its bytes shown on the button).
+    let recorded = "return Number(document.getElementById('record').dataset.bytes || 0);";
+    a.wait_for("the first recorded piece", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move { Ok(p.eval(recorded).await?.as_f64().is_some_and(|n| n > 0.0)) })
+    })
+    .await
+    .unwrap();
     a.click("record").await.unwrap();
     let link = "const a = document.getElementById('download'); \
                 return [a.hidden, Number(a.dataset.bytes || 0), a.href.startsWith('blob:'), a.download];";

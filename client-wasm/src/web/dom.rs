@@ -264,13 +264,21 @@ impl Ui {
         let _ = select.toggle_attribute_with_force("disabled", devices.len() < 2);
     }
 
-    /// Reflects recording on its button.
+    /// Reflects recording on its button (the bytes recorded so far start again at 0).
     pub fn set_recording(&self, on: bool) {
         let _ = self
             .record
             .set_attribute("aria-pressed", if on { "true" } else { "false" });
+        let _ = self.record.set_attribute("data-bytes", "0");
         self.record
             .set_text_content(Some(if on { "Stop recording" } else { "Record" }));
+    }
+
+    /// Shows how much the recording in progress holds (also in the button's `data-bytes`).
+    pub fn set_recorded(&self, bytes: f64) {
+        let _ = self.record.set_attribute("data-bytes", &bytes.to_string());
+        self.record
+            .set_text_content(Some(&format!("Stop recording ({})", megabytes(bytes))));
     }
 
     /// Offers a finished recording as a download link (its size in `data-bytes`).
@@ -287,9 +295,10 @@ impl Ui {
         let _ = self
             .download
             .set_attribute("data-bytes", &blob.size().to_string());
-        let mb = blob.size() / 1_000_000.0;
-        self.download
-            .set_text_content(Some(&format!("Download the recording ({mb:.1} MB)")));
+        self.download.set_text_content(Some(&format!(
+            "Download the recording ({})",
+            megabytes(blob.size())
+        )));
         let _ = self.download.toggle_attribute_with_force("hidden", false);
     }
 
@@ -368,4 +377,9 @@ pub fn set_url_room(room: &str) -> Result<String, WebError> {
         .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&href))
         .map_err(js("history.replaceState"))?;
     Ok(href)
+}
+
+/// A size in bytes as megabytes with one decimal, e.g. "1.2 MB".
+fn megabytes(bytes: f64) -> String {
+    format!("{:.1} MB", bytes / 1_000_000.0)
 }

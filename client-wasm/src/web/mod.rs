@@ -55,6 +55,8 @@ pub enum AppEvent {
     ChatSubmit,
     /// getDisplayMedia settled.
     Screen(Result<MediaStream, WebError>),
+    /// The recorder handed over a piece: the bytes recorded so far.
+    RecordingProgress(f64),
     /// The recorder handed over its last piece.
     RecordingStopped,
     /// The devices changed (or media was just granted): list them again.
@@ -490,9 +492,22 @@ impl App {
                 }
                 self.ui.show_local(local);
             }
+            AppEvent::RecordingProgress(bytes) => {
+                if self
+                    .recording
+                    .as_ref()
+                    .is_some_and(record::Recording::is_recording)
+                {
+                    self.ui.set_recorded(bytes);
+                }
+            }
             AppEvent::RecordingStopped => {
                 if let Some(recording) = self.recording.take() {
                     match recording.blob() {
+                        // Stopped before the recorder encoded a frame: no empty file to offer.
+                        Ok(blob) if blob.size() == 0.0 => self
+                            .ui
+                            .set_notice("Nothing was recorded: stopped before the first frame."),
                         Ok(blob) => self.ui.offer_recording(&blob),
                         Err(e) => self.show(&e),
                     }

@@ -7,7 +7,7 @@ use super::{AppEvent, Events};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
-use web_sys::{Blob, BlobEvent, MediaRecorder, MediaStream, MediaStreamTrack};
+use web_sys::{Blob, BlobEvent, MediaRecorder, MediaStream, MediaStreamTrack, RecordingState};
 
 /// A recording in progress; its pieces are collected as the recorder hands them over.
 pub struct Recording {
@@ -18,7 +18,8 @@ pub struct Recording {
 
 impl Recording {
     /// Starts recording `local`'s tracks and the `remote` audio tracks. Pieces arrive every
-    /// second; `AppEvent::RecordingStopped` comes when the recorder has handed over the last.
+    /// second, each reported as `AppEvent::RecordingProgress` with the bytes recorded so far;
+    /// `AppEvent::RecordingStopped` comes when the recorder has handed over the last.
     pub fn start(
         local: &MediaStream,
         remote_audio: &[MediaStreamTrack],
@@ -33,10 +34,14 @@ impl Recording {
             MediaRecorder::new_with_media_stream(&stream).map_err(js("MediaRecorder"))?;
         let chunks = Rc::new(RefCell::new(Vec::new()));
         let collected = chunks.clone();
+        let progress = events.clone();
         let data = Listener::new(recorder.as_ref(), "dataavailable", move |ev| {
             if let Some(blob) = ev.dyn_ref::<BlobEvent>().and_then(BlobEvent::data) {
                 if blob.size() > 0.0 {
-                    collected.borrow_mut().push(blob);
+                    let mut chunks = collected.borrow_mut();
+                    chunks.push(blob);
+                    let bytes = chunks.iter().map(Blob::size).sum();
+                    progress.send(AppEvent::RecordingProgress(bytes));
                 }
             }
         });
@@ -57,6 +62,11 @@ impl Recording {
     /// Asks the recorder to stop (it then hands over its last piece and fires `stop`).
     pub fn stop(&self) -> Result<(), WebError> {
         self.recorder.stop().map_err(js("MediaRecorder.stop"))
+    }
+
+    /// Whether the recorder is still recording (not once `stop` was asked).
+    pub fn is_recording(&self) -> bool {
+        self.recorder.state() == RecordingState::Recording
     }
 
     /// The recording so far, as one WebM blob.
