@@ -12,6 +12,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use server::Config;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -77,8 +78,11 @@ impl Harness {
 
         let port = free_port()?;
         let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        // Its own process group, so that its browsers go with it even when a failing test never
+        // closed its pages (see `Drop`).
         let chromedriver = Command::new(&driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -103,6 +107,11 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(harness)
+    }
+
+    /// chromedriver's process id, which is also its process group's (its browsers are in it).
+    pub fn driver_pid(&self) -> u32 {
+        self.chromedriver.id()
     }
 
     /// The app's URL with `query` (e.g. `room=r&ice=`).
@@ -172,7 +181,15 @@ fn spawn_relay(
 }
 
 impl Drop for Harness {
+    /// Kills chromedriver's process group: chromedriver and every browser it started. Killing
+    /// chromedriver alone would leave the browsers of pages a failing test never closed running
+    /// (and loading the machine for the tests after it).
     fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.chromedriver.id()) {
+            // SAFETY: kill(2) takes plain integers; a negative pid names the process group the
+            // child leads (it was spawned with `process_group(0)`).
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.chromedriver.kill();
         let _ = self.chromedriver.wait();
     }
