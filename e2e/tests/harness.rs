@@ -27,7 +27,7 @@ fn live_members(pgid: u32) -> Vec<u32> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+        if fields.len() > 2 && fields[0] != "Z" && fields[2].parse() == Ok(pgid) {
             pids.push(pid);
         }
     }
