@@ -23,7 +23,7 @@ mod ids;
 mod messages;
 
 pub use decode::DecodeError;
-pub use ids::{ClientId, IdError, MAX_ID_CHARS, RoomId, UserId};
+pub use ids::{ClientId, IdError, MAX_ID_CHARS, RoomId, UserId, forbidden_in_id};
 pub use messages::{
     ClientMessage, ErrorCode, IceServer, Payload, PeerInfo, RoomInfo, ServerMessage,
 };

@@ -216,6 +216,11 @@ pub enum ErrorCode {
     ResumeFailed,
     /// The relay cannot do this now (its shared store is unreachable); try again.
     Unavailable,
+    /// The user id is another member's client id or user id in the room.
+    UserIdTaken,
+    /// The sender's address failed to authenticate (tokens, room passwords) too often
+    /// recently: joins are refused for a while.
+    Throttled,
     /// A code this version does not know (sent by a newer relay).
     #[serde(other)]
     Unknown,
@@ -223,7 +228,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of [`ErrorCode::index`].
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidField,
@@ -239,6 +244,8 @@ impl ErrorCode {
         ErrorCode::RoomNotAllowed,
         ErrorCode::ResumeFailed,
         ErrorCode::Unavailable,
+        ErrorCode::UserIdTaken,
+        ErrorCode::Throttled,
         ErrorCode::Unknown,
     ];
 
@@ -261,7 +268,9 @@ impl ErrorCode {
             ErrorCode::RoomNotAllowed => 12,
             ErrorCode::ResumeFailed => 13,
             ErrorCode::Unavailable => 14,
-            ErrorCode::Unknown => 15,
+            ErrorCode::UserIdTaken => 15,
+            ErrorCode::Throttled => 16,
+            ErrorCode::Unknown => 17,
         }
     }
 
@@ -283,6 +292,8 @@ impl ErrorCode {
             ErrorCode::RoomNotAllowed => "room-not-allowed",
             ErrorCode::ResumeFailed => "resume-failed",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::UserIdTaken => "user-id-taken",
+            ErrorCode::Throttled => "throttled",
             ErrorCode::Unknown => "unknown",
         }
     }

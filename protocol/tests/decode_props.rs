@@ -9,7 +9,7 @@
 use proptest::prelude::*;
 use protocol::{
     ClientId, ClientMessage, DecodeError, ErrorCode, MAX_ID_CHARS, Payload, PeerInfo, RoomId,
-    RoomInfo, ServerMessage, UserId,
+    RoomInfo, ServerMessage, UserId, forbidden_in_id,
 };
 use serde_json::Value;
 
@@ -94,8 +94,9 @@ const PAYLOADS: &[&str] = &[
 fn id_string() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => "[a-zA-Z0-9_-]{1,12}",
-        2 => prop::collection::vec(any::<char>(), 1..=MAX_ID_CHARS).prop_map(String::from_iter),
-        1 => prop::sample::select(vec!['a', 'é', '😀', '"', '\\', '\n', '\u{0}']).prop_flat_map(
+        2 => prop::collection::vec(any::<char>().prop_filter("allowed", |c| !forbidden_in_id(*c)), 1..=MAX_ID_CHARS)
+            .prop_map(String::from_iter),
+        1 => prop::sample::select(vec!['a', 'é', '😀', '"', '\\', '\u{200D}', '/']).prop_flat_map(
             |c| (1..=MAX_ID_CHARS).prop_map(move |n| std::iter::repeat_n(c, n).collect())
         ),
     ]
@@ -586,20 +587,22 @@ proptest! {
         prop_assert!(text.starts_with(r#"{"type":""#), "{}", text);
     }
 
-    /// An id is accepted exactly when it has 1..=128 characters.
+    /// An id is accepted exactly when it has 1..=128 characters and none of them is
+    /// forbidden (control, line-separator or bidirectional-formatting characters).
     #[test]
-    fn id_length_decides(id in prop::collection::vec(any::<char>(), 0..=MAX_ID_CHARS + 8)) {
+    fn id_length_and_characters_decide(id in prop::collection::vec(any::<char>(), 0..=MAX_ID_CHARS + 8)) {
         let id: String = id.into_iter().collect();
         let frame = format!(r#"{{"type":"join","roomId":{}}}"#, Value::from(id.as_str()));
         let chars = id.chars().count();
+        let clean = !id.chars().any(forbidden_in_id);
         match ClientMessage::decode(&frame) {
             Ok(ClientMessage::Join { room_id, password: None }) => {
-                prop_assert!((1..=MAX_ID_CHARS).contains(&chars));
+                prop_assert!((1..=MAX_ID_CHARS).contains(&chars) && clean);
                 prop_assert_eq!(room_id.as_str(), id.as_str());
             }
             Ok(other) => prop_assert!(false, "{:?}", other),
             Err(e) => {
-                prop_assert!(chars == 0 || chars > MAX_ID_CHARS, "{:?}", e);
+                prop_assert!(chars == 0 || chars > MAX_ID_CHARS || !clean, "{:?}", e);
                 prop_assert_eq!(e.code, ErrorCode::InvalidField);
                 prop_assert!(e.message.starts_with("field `roomId` must"), "{:?}", e);
             }

@@ -548,6 +548,8 @@ fn error_codes_on_the_wire() {
         (ErrorCode::RoomNotAllowed, "room-not-allowed"),
         (ErrorCode::ResumeFailed, "resume-failed"),
         (ErrorCode::Unavailable, "unavailable"),
+        (ErrorCode::UserIdTaken, "user-id-taken"),
+        (ErrorCode::Throttled, "throttled"),
         (ErrorCode::Unknown, "unknown"),
     ];
     for (code, wire) in all {
