@@ -14,7 +14,9 @@
 //! The core never touches the browser: the web layer (`web/`) turns commands into
 //! RTCPeerConnection calls and DOM changes, and feeds their outcomes back as [`Event`]s.
 
-use protocol::{ClientId, ClientMessage, IceServer, Payload, RoomId, ServerMessage, UserId};
+use protocol::{
+    ClientId, ClientMessage, ErrorCode, IceServer, Payload, RoomId, ServerMessage, UserId,
+};
 use std::collections::BTreeMap;
 
 /// First reconnect delay; doubled on every failed attempt up to [`RECONNECT_MAX_MS`].
@@ -101,6 +103,9 @@ pub enum PeerLink {
 
 /// ICE restarts tried for a failed connection before it is given up.
 pub const MAX_ICE_RESTARTS: u32 = 2;
+
+/// The highest number added to a display name another member of the room has ("Ann (9)").
+pub const MAX_NAME_SUFFIX: u32 = 9;
 
 /// One chat message as it travels (data channel, or the relay's `message` as fallback):
 /// `{"chat": text, "name": sender's name, "time": ms since the epoch}`.
@@ -220,6 +225,9 @@ pub struct Core {
     early: BTreeMap<ClientId, Vec<Payload>>,
     names: BTreeMap<ClientId, UserId>,
     user_name: Option<UserId>,
+    /// The number added to the name ("Ann (2)") while the relay says another member of the
+    /// room already has it (0: none).
+    name_suffix: u32,
     /// The room password sent with `join`.
     password: Option<String>,
     /// The relay's token for resuming this session after a dropped socket.
@@ -249,6 +257,7 @@ impl Core {
             early: BTreeMap::new(),
             names: BTreeMap::new(),
             user_name,
+            name_suffix: 0,
             password: None,
             resume_token: None,
             mic_on: true,
@@ -266,14 +275,61 @@ impl Core {
             return Vec::new();
         }
         self.user_name = name;
-        match (&self.user_name, self.link) {
+        self.name_suffix = 0;
+        match (self.registered_name(), self.link) {
             (Some(name), Link::Up) => {
                 vec![Command::Send(ClientMessage::Register {
-                    user_id: Some(name.clone()),
+                    user_id: Some(name),
                 })]
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The name sent with `register`: the display name, with its number when the room holds
+    /// it already ("Ann (2)"; shortened to fit an id when need be).
+    fn registered_name(&self) -> Option<UserId> {
+        let name = self.user_name.as_ref()?;
+        if self.name_suffix == 0 {
+            return Some(name.clone());
+        }
+        let tail = format!(" ({})", self.name_suffix);
+        let keep = protocol::MAX_ID_CHARS - tail.chars().count();
+        let head: String = name.as_str().chars().take(keep).collect();
+        UserId::new(head + &tail).ok()
+    }
+
+    /// The relay refused to let this name into the room: joins again with the next number,
+    /// up to "(9)".
+    fn name_taken(&mut self, out: &mut Vec<Command>) {
+        let (Some(name), Some(room)) = (self.user_name.clone(), self.room.clone()) else {
+            self.room = None;
+            out.push(Command::Status(
+                "could not join: your id is taken in this room".into(),
+            ));
+            return;
+        };
+        if self.name_suffix >= MAX_NAME_SUFFIX {
+            self.room = None;
+            out.push(Command::Status(format!(
+                "could not join: the name {name} is taken in this room; pick another"
+            )));
+            return;
+        }
+        self.name_suffix = self.name_suffix.max(1) + 1;
+        let Some(numbered) = self.registered_name() else {
+            return;
+        };
+        out.push(Command::Status(format!(
+            "the name {name} is taken in this room: joining as {numbered}"
+        )));
+        out.push(Command::Send(ClientMessage::Register {
+            user_id: Some(numbered),
+        }));
+        out.push(Command::Send(ClientMessage::Join {
+            room_id: room,
+            password: self.password.clone(),
+        }));
     }
 
     /// Sets the room password sent with the next joins (`None`: no password).
@@ -557,9 +613,11 @@ impl Core {
                 if !ice_servers.is_empty() {
                     out.push(Command::UseIceServers(ice_servers));
                 }
-                if let Some(name) = &self.user_name {
+                // A new session tries the name as it is first.
+                self.name_suffix = 0;
+                if let Some(name) = self.registered_name() {
                     out.push(Command::Send(ClientMessage::Register {
-                        user_id: Some(name.clone()),
+                        user_id: Some(name),
                     }));
                 }
                 if let Some(room) = &self.room {
@@ -601,6 +659,10 @@ impl Core {
                 self.names.remove(&client_id);
             }
             ServerMessage::Left { .. } => self.in_room = false,
+            ServerMessage::JoinError {
+                code: Some(ErrorCode::UserIdTaken),
+                ..
+            } => self.name_taken(out),
             ServerMessage::JoinError { error, .. } => {
                 self.room = None;
                 out.push(Command::Status(format!("could not join: {error}")));

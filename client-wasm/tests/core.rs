@@ -4,7 +4,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use client_wasm::core::{Command, Core, Event, MediaKind, PeerLink, SdpKind, reconnect_delay};
-use protocol::{ClientId, ClientMessage, Payload, PeerInfo, RoomId, ServerMessage, UserId};
+use protocol::{
+    ClientId, ClientMessage, ErrorCode, Payload, PeerInfo, RoomId, ServerMessage, UserId,
+};
 
 fn cid(s: &str) -> ClientId {
     ClientId::new(s).unwrap()
@@ -536,6 +538,65 @@ fn a_new_display_name_is_registered_at_once_when_connected() {
             user_id: Some(UserId::new("Bo").unwrap())
         })
     );
+}
+
+#[test]
+fn a_name_another_member_has_gets_a_number_and_the_join_is_tried_again() {
+    let mut core = welcomed("m");
+    let taken = || {
+        Event::Signal(ServerMessage::JoinError {
+            error: "user id me is already used in room room: pick another".into(),
+            room_id: Some(room()),
+            code: Some(ErrorCode::UserIdTaken),
+        })
+    };
+    let again = |name: &str| {
+        vec![
+            Command::Send(ClientMessage::Register {
+                user_id: Some(UserId::new(name).unwrap()),
+            }),
+            Command::Send(ClientMessage::Join {
+                room_id: room(),
+                password: None,
+            }),
+        ]
+    };
+    let cmds = core.handle(taken());
+    assert!(
+        matches!(&cmds[0], Command::Status(s) if s.contains("me (2)")),
+        "{cmds:?}"
+    );
+    assert_eq!(cmds[1..], again("me (2)"));
+    assert_eq!(core.handle(taken())[1..], again("me (3)"));
+    for _ in 4..=9 {
+        core.handle(taken());
+    }
+    // After "(9)" it gives up and says so.
+    let cmds = core.handle(taken());
+    assert!(
+        matches!(&cmds[..], [Command::Status(s)] if s.contains("pick another")),
+        "{cmds:?}"
+    );
+    // A long name is shortened to fit its number.
+    let long = "n".repeat(protocol::MAX_ID_CHARS);
+    let mut core = Core::new(Some(UserId::new(long.clone()).unwrap()));
+    core.handle(Event::Join(room()));
+    core.handle(Event::SignalOpen);
+    core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("x"),
+        ice_servers: vec![],
+        resume_token: None,
+        resumed: false,
+    }));
+    let cmds = core.handle(taken());
+    let Command::Send(ClientMessage::Register {
+        user_id: Some(name),
+    }) = &cmds[1]
+    else {
+        panic!("{cmds:?}");
+    };
+    assert!(name.as_str().ends_with("n (2)"));
+    assert_eq!(name.as_str().chars().count(), protocol::MAX_ID_CHARS);
 }
 
 #[test]
