@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks the relay: builds the server and the load generator (relay-bench) in release mode,
 # then runs each measurement against a freshly spawned server: relay throughput and latency
-# (50 pairs), memory per idle connection (10 000 connections), call set-ups per second. Then
+# (50 pairs), memory per idle connection (10 000 connections), call set-ups per second, memory
+# under 2,000 unfinished request heads from one address (300 KiB, then 60 KiB each). Then
 # `cluster`: the relay as one instance (memory store), and as two instances sharing a Redis
 # (relay-bench starts its own redis-server on a free port) with every pair split across the two
 # instances, then with each pair on one instance. Then the browser app: release bundle size (raw
@@ -16,6 +17,7 @@
 #   scripts/bench.sh cluster              # relay: 1 instance, 2 cross-instance, 2 same-instance
 #   scripts/bench.sh cluster --duration 5 # the options go to each of the three relay runs
 #   scripts/bench.sh app                  # browser app: bundle size and call set-up time
+#   scripts/bench.sh heads --sources 50   # unfinished request heads spread over 50 addresses
 # `relay-bench <mode> --help` lists every option. CARGO_TARGET_DIR is honoured.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
@@ -70,6 +72,8 @@ else
     run relay --pairs 50
     run conns --count 10000
     run setup
+    run heads
+    run heads --head-kb 60
     cluster
     app
 fi

@@ -32,6 +32,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// `host:port` of the URL.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// Parses a `ws://host[:port][/path]` URL.
     pub fn parse(url: &str) -> Result<Endpoint> {
         let rest = url

@@ -1,12 +1,14 @@
 //! `relay-bench`: load generator for the signaling relay.
 //!
-//! Three modes, each printing one JSON object on stdout:
+//! Four modes, each printing one JSON object on stdout:
 //!
 //! - `relay`: relay throughput and latency of `candidate` messages between pairs of clients in a
 //!   closed loop (a bounded window of messages in flight per client), per server CPU-second.
 //! - `conns`: server memory per idle connection that has joined a room.
 //! - `setup`: complete call set-ups per second (connect, join, 5 KB offer and answer, candidates,
 //!   close), per server CPU-second.
+//! - `heads`: the relay's memory under many connections that never finish their request head,
+//!   and whether it keeps answering others meanwhile.
 //!
 //! The relay under test is either spawned by the bench (`--spawn`; `--instances N` for several
 //! instances sharing a Redis, the bench's own `redis-server` unless `--redis-url` is given) or
@@ -19,6 +21,7 @@
 
 mod client;
 mod conns;
+mod heads;
 mod procfs;
 mod relay;
 mod setup;
@@ -49,6 +52,8 @@ enum Mode {
     Conns(conns::ConnsArgs),
     /// Complete call set-ups per second.
     Setup(setup::SetupArgs),
+    /// Memory under connections that never finish their request head.
+    Heads(heads::HeadsArgs),
 }
 
 fn main() -> Result<()> {
@@ -66,6 +71,7 @@ fn main() -> Result<()> {
             Mode::Relay(args) => print(&relay::run(args).await?),
             Mode::Conns(args) => print(&conns::run(args).await?),
             Mode::Setup(args) => print(&setup::run(args).await?),
+            Mode::Heads(args) => print(&heads::run(args).await?),
         }
     })
 }

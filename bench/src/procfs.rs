@@ -39,14 +39,25 @@ fn parse_cpu_ticks(stat: &str) -> Result<u64> {
     Ok(utime + stime)
 }
 
+/// Peak resident set size of process `pid` so far, in KiB (`VmHWM` of `/proc/PID/status`).
+pub fn peak_rss_kb(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    parse_vm_field(&status, "VmHWM:").with_context(|| format!("no VmHWM line in {path}"))
+}
+
 fn parse_vm_rss(status: &str) -> Result<u64> {
+    parse_vm_field(status, "VmRSS:")
+}
+
+fn parse_vm_field(status: &str, field: &str) -> Result<u64> {
     let line = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .context("no VmRSS line")?;
+        .find_map(|line| line.strip_prefix(field))
+        .with_context(|| format!("no {field} line"))?;
     let kb = line.trim().trim_end_matches("kB").trim();
     kb.parse()
-        .with_context(|| format!("VmRSS `{kb}` is not a number"))
+        .with_context(|| format!("{field} `{kb}` is not a number"))
 }
 
 fn clock_ticks_per_second() -> f64 {

@@ -154,6 +154,14 @@ impl Target {
         self.instances[0].endpoint.url.clone()
     }
 
+    /// Peak resident memory of the instances so far, summed, in KiB.
+    pub fn peak_rss_kb(&self) -> Result<u64> {
+        self.instances
+            .iter()
+            .map(|s| procfs::peak_rss_kb(s.pid))
+            .sum()
+    }
+
     /// CPU time and memory of every instance (and of the bench's `redis-server`) now.
     pub fn usage(&self) -> Result<Usage> {
         let instances = self
