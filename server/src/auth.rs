@@ -48,7 +48,12 @@ pub struct AuthConfig {
     pub ed25519_public_key: Option<VerifyingKey>,
     /// Clock skew tolerated when checking `exp` and `nbf`, in seconds.
     pub leeway_secs: u64,
+    /// Longest a token may still be valid for, in seconds: a later `exp` is refused.
+    pub max_lifetime_secs: u64,
 }
+
+/// The default of [`AuthConfig::max_lifetime_secs`]: a year.
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 365 * 24 * 3600;
 
 impl fmt::Debug for AuthConfig {
     /// Never prints the secret, since configs end up in logs.
@@ -60,6 +65,7 @@ impl fmt::Debug for AuthConfig {
             )
             .field("ed25519_public_key", &self.ed25519_public_key)
             .field("leeway_secs", &self.leeway_secs)
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
             .finish()
     }
 }
@@ -244,7 +250,7 @@ pub fn verify(token: &str, cfg: &AuthConfig, now_unix: u64) -> Result<Claims, Au
     check_signature(alg, cfg, signing_input.as_bytes(), &signature)?;
 
     let payload = decode_json_object(payload_b64, Segment::Payload)?;
-    claims_from_payload(&payload, cfg.leeway_secs, now_unix)
+    claims_from_payload(&payload, cfg, now_unix)
 }
 
 /// Checks `signature` over `input` with the configured key for `alg`.
@@ -283,9 +289,10 @@ fn check_signature(
 /// Reads the claims of a payload whose signature has been checked.
 fn claims_from_payload(
     payload: &Map<String, Value>,
-    leeway: u64,
+    cfg: &AuthConfig,
     now: u64,
 ) -> Result<Claims, AuthError> {
+    let leeway = cfg.leeway_secs;
     let exp = match payload.get("exp") {
         None => return Err(AuthError::MissingExp),
         // A fractional expiry is rounded down: the token expires slightly early, never late.
@@ -293,6 +300,19 @@ fn claims_from_payload(
     };
     if now > exp.saturating_add(leeway) {
         return Err(AuthError::Expired { exp, now });
+    }
+    // Huge values (1e308, 2^70) saturate to u64::MAX in `numeric_date` and end here.
+    let latest = now
+        .saturating_add(cfg.max_lifetime_secs)
+        .saturating_add(leeway);
+    if exp > latest {
+        return Err(invalid_claim(
+            "exp",
+            format!(
+                "lies more than {} days ahead; tokens that long-lived are refused",
+                cfg.max_lifetime_secs / 86400
+            ),
+        ));
     }
     if let Some(v) = payload.get("nbf") {
         // Rounded up, so the token never becomes valid early.
@@ -345,7 +365,7 @@ fn numeric_date(v: &Value, claim: &'static str, round: fn(f64) -> f64) -> Result
         return Ok(secs);
     }
     match n.as_f64() {
-        // `as` saturates at u64::MAX for huge values, which is the right reading of "far future".
+        // `as` saturates at u64::MAX for huge values, which the lifetime bound then refuses.
         Some(secs) if secs.is_finite() && secs >= 0.0 => Ok(round(secs) as u64),
         _ => Err(invalid_claim(claim, "must be a non-negative number")),
     }
@@ -359,6 +379,14 @@ enum Segment {
 }
 
 impl Segment {
+    /// The reason given when a key appears twice.
+    fn duplicate_key(self) -> &'static str {
+        match self {
+            Segment::Header => "header has a duplicate key",
+            Segment::Payload => "payload has a duplicate key",
+        }
+    }
+
     /// Error reasons: not base64url, not JSON, not a JSON object.
     fn errors(self) -> [&'static str; 3] {
         match self {
@@ -376,16 +404,81 @@ impl Segment {
     }
 }
 
-/// Decodes one base64url segment holding a JSON object.
+/// Decodes one base64url segment holding a JSON object. A key given twice makes the segment
+/// ambiguous (parsers differ on which one wins: RFC 7515 §5.2 says to refuse or take the last),
+/// so it is refused.
 fn decode_json_object(text: &str, segment: Segment) -> Result<Map<String, Value>, AuthError> {
     let [not_base64, not_json, not_object] = segment.errors();
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| AuthError::Malformed(not_base64))?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(AuthError::Malformed(not_object)),
+    match serde_json::from_slice::<UniqueKeys>(&bytes) {
+        Ok(UniqueKeys::Object(map)) => Ok(map),
+        Ok(UniqueKeys::NotObject) => Err(AuthError::Malformed(not_object)),
+        Err(e) if e.to_string().starts_with(DUPLICATE_KEY) => {
+            Err(AuthError::Malformed(segment.duplicate_key()))
+        }
         Err(_) => Err(AuthError::Malformed(not_json)),
+    }
+}
+
+/// Start of the error a [`UniqueKeys`] map with a repeated key fails with.
+const DUPLICATE_KEY: &str = "duplicate key";
+
+/// A JSON value read as a map whose keys must be distinct (nested values are read as usual).
+enum UniqueKeys {
+    Object(Map<String, Value>),
+    NotObject,
+}
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut map = Map::new();
+                while let Some((key, value)) = m.next_entry::<String, Value>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("{DUPLICATE_KEY} {key:?}")));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeys::Object(map))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(UniqueKeys::NotObject)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys::NotObject)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys::NotObject)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys::NotObject)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys::NotObject)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys::NotObject)
+            }
+            fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+                Ok(UniqueKeys::NotObject)
+            }
+        }
+        d.deserialize_any(Visit)
     }
 }
 
@@ -502,6 +595,7 @@ mod tests {
             hs256_secret: Some(SECRET.to_vec()),
             ed25519_public_key: None,
             leeway_secs: 30,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
         }
     }
 
@@ -514,6 +608,7 @@ mod tests {
             hs256_secret: None,
             ed25519_public_key: Some(key.verifying_key()),
             leeway_secs: 30,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
         }
     }
 
@@ -599,6 +694,7 @@ mod tests {
             hs256_secret: Some(b"your-256-bit-secret".to_vec()),
             ed25519_public_key: None,
             leeway_secs: 0,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
         };
         assert_eq!(verify(token, &cfg, NOW), Err(AuthError::MissingExp));
         // With another secret the signature check fails first.
@@ -653,6 +749,7 @@ mod tests {
             hs256_secret: Some(Vec::new()),
             ed25519_public_key: None,
             leeway_secs: 0,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
         };
         assert!(cfg.enabled());
         let token = issue_hs256(b"", "alice", &[], 600, NOW);
@@ -728,6 +825,62 @@ mod tests {
         assert_eq!(
             verify(&token, &strict, exp + 1),
             Err(AuthError::Expired { exp, now: exp + 1 })
+        );
+    }
+
+    #[test]
+    fn exp_is_bounded_by_the_configured_lifetime() {
+        let latest = NOW + DEFAULT_MAX_LIFETIME_SECS + 30;
+        for exp in [
+            "1e308".to_owned(),
+            "1180591620717411303424".to_owned(),
+            u64::MAX.to_string(),
+            (latest + 1).to_string(),
+        ] {
+            let token = hs_token(&format!(r#"{{"sub":"alice","exp":{exp}}}"#));
+            assert!(
+                matches!(
+                    verify(&token, &hs_cfg(), NOW),
+                    Err(AuthError::InvalidClaim { claim: "exp", .. })
+                ),
+                "exp {exp} accepted"
+            );
+        }
+        let token = hs_token(&format!(r#"{{"sub":"alice","exp":{latest}}}"#));
+        assert!(verify(&token, &hs_cfg(), NOW).is_ok());
+        let short = AuthConfig {
+            max_lifetime_secs: 3600,
+            ..hs_cfg()
+        };
+        let day = issue_hs256(SECRET, "alice", &[], 86400, NOW);
+        assert!(verify(&day, &short, NOW).is_err());
+        assert!(verify(&day, &short, NOW + 86400 - 3600).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let exp = NOW + 60;
+        let twice = hs_token(&format!(r#"{{"sub":"alice","sub":"admin","exp":{exp}}}"#));
+        assert_eq!(
+            verify(&twice, &hs_cfg(), NOW),
+            Err(AuthError::Malformed("payload has a duplicate key"))
+        );
+        let payload = format!(r#"{{"sub":"alice","exp":{exp}}}"#);
+        let token = sign_hs256(SECRET, r#"{"alg":"HS256","alg":"none"}"#, &payload);
+        assert_eq!(
+            verify(&token, &hs_cfg(), NOW),
+            Err(AuthError::Malformed("header has a duplicate key"))
+        );
+        // Still told apart from JSON that is not an object, or not JSON.
+        let token = sign_hs256(SECRET, r#"["alg"]"#, &payload);
+        assert_eq!(
+            verify(&token, &hs_cfg(), NOW),
+            Err(AuthError::Malformed("header is not a JSON object"))
+        );
+        let token = sign_hs256(SECRET, r#"{"alg":"#, &payload);
+        assert_eq!(
+            verify(&token, &hs_cfg(), NOW),
+            Err(AuthError::Malformed("header is not JSON"))
         );
     }
 
@@ -950,6 +1103,7 @@ mod tests {
             hs256_secret: None,
             ed25519_public_key: Some(parsed),
             leeway_secs: 0,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
         };
         assert!(cfg.enabled());
         let token = issue_eddsa(&signing, "erin", &[], 60, NOW);
@@ -987,6 +1141,7 @@ mod tests {
             hs256_secret: None,
             ed25519_public_key: None,
             leeway_secs: 0,
+            max_lifetime_secs: DEFAULT_MAX_LIFETIME_SECS,
         };
         assert!(!none.enabled());
         assert!(hs_cfg().enabled());

@@ -81,7 +81,7 @@ pub struct Config {
     pub static_dir: Option<std::path::PathBuf>,
 
     /// Whether clients may list rooms with the `rooms` message.
-    #[arg(long, env = "SIGNAL_ROOM_LIST", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "SIGNAL_ROOM_LIST", default_value_t = false, action = clap::ArgAction::Set)]
     pub room_list: bool,
 
     /// Messages per second from one IP address over all its connections (0: no limit).
@@ -91,6 +91,21 @@ pub struct Config {
     /// WebSocket connections at once from one IP address (0: no limit); more get HTTP 429.
     #[arg(long, env = "SIGNAL_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+
+    /// Connections at once from one IP address whose request head did not arrive whole and that
+    /// wait for the rest (0: no limit). More are closed at once.
+    #[arg(long, env = "SIGNAL_MAX_PENDING_PER_IP", default_value_t = 32)]
+    pub max_pending_per_ip: usize,
+
+    /// Connections at once, from all addresses, whose request head did not arrive whole and
+    /// that wait for the rest (0: no limit). More are closed at once. Each holds up to 64 KiB.
+    #[arg(long, env = "SIGNAL_MAX_PENDING", default_value_t = 1024)]
+    pub max_pending: usize,
+
+    /// Longest a connection may take from being accepted to the end of its request head (TLS
+    /// handshake included); one deadline, however the bytes trickle in.
+    #[arg(long, env = "SIGNAL_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
 
     /// Failed authentications (bad tokens, wrong room passwords) from one IP address within a
     /// minute before its new connections are refused (HTTP 429) for a minute (0: no limit).
@@ -105,6 +120,11 @@ pub struct Config {
     /// Enables token authentication with EdDSA (Ed25519) JWTs: the public key, base64 or PEM.
     #[arg(long, env = "SIGNAL_AUTH_PUBLIC_KEY")]
     pub auth_public_key: Option<String>,
+
+    /// Longest a token may still be valid for: one whose `exp` lies further ahead is refused
+    /// (a token that never expires is a leaked credential for ever).
+    #[arg(long, env = "SIGNAL_AUTH_MAX_LIFETIME", default_value = "365d", value_parser = parse_duration)]
+    pub auth_max_lifetime: Duration,
 
     /// Clock skew tolerated on token expiry.
     #[arg(long, env = "SIGNAL_AUTH_LEEWAY", default_value = "30s", value_parser = parse_duration)]
@@ -266,7 +286,7 @@ impl Default for Config {
     }
 }
 
-/// Parses `500ms`, `15s`, `2m` or a bare number of seconds.
+/// Parses `500ms`, `15s`, `2m`, `12h`, `365d` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
@@ -279,9 +299,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         _ => {
             return Err(format!(
-                "invalid duration unit in {s:?} (use ms, s, m or h)"
+                "invalid duration unit in {s:?} (use ms, s, m, h or d)"
             ));
         }
     };
@@ -298,6 +319,7 @@ mod tests {
         assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
         assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86400)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
     }

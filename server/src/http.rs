@@ -11,12 +11,11 @@
 
 use crate::auth::{self, AuthConfig};
 use crate::conn::{self, AuthState, ConnLimits, Session};
-use crate::guard::{IpGuard, Refused};
+use crate::guard::{IpGuard, Pending, Refused, Slot};
 use crate::io::{ConnIo, HoldForFin};
 use crate::metrics::{self, AuthFailure, Gauges};
 use crate::relay::Relay;
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -26,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -118,6 +117,8 @@ pub(crate) async fn handle(
                 rooms: ctx.relay.room_count(),
                 members: ctx.relay.member_count(),
                 ready: !ctx.draining.load(Ordering::Relaxed) && ctx.relay.healthy(),
+                detached: ctx.relay.detached_count(),
+                pending_heads: ctx.guard.pending_total(),
             };
             let body = Bytes::from(ctx.relay.metrics().render(&gauges));
             response(StatusCode::OK, metrics::CONTENT_TYPE, body)
@@ -189,7 +190,7 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 
 /// Longest request head read before deciding what a connection is; longer ones go to hyper,
 /// which refuses them.
-const MAX_HEAD: usize = 64 * 1024;
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Most header lines parsed in a WebSocket upgrade request.
 const MAX_HEADERS: usize = 100;
 
@@ -201,6 +202,8 @@ pub(crate) enum Head {
     Http,
     /// The client closed the connection before its request head was complete.
     Gone,
+    /// The head is unfinished and its address has as many unfinished heads as allowed.
+    Crowded,
 }
 
 /// What the relay looks at in a WebSocket upgrade request.
@@ -211,8 +214,14 @@ pub(crate) struct WsRequest {
     target: String,
     connection_upgrade: bool,
     version_13: bool,
-    key: Option<String>,
-    origin: Option<String>,
+    /// The `Sec-WebSocket-Key`, when there is exactly one and it is valid (RFC 6455 §4.1: the
+    /// base64 of 16 bytes).
+    key: Result<String, &'static str>,
+    /// The `Origin` (`Err` when there are several: RFC 6454 §7.3 allows one).
+    origin: Result<Option<String>, ()>,
+    /// Whether the request announces a body (`Content-Length` other than 0, or
+    /// `Transfer-Encoding`): an upgrade has none, and its bytes would be read as frames.
+    has_body: bool,
 }
 
 impl WsRequest {
@@ -230,14 +239,33 @@ impl WsRequest {
             return None;
         }
         let first = |name: &'static str| values(name).next().map(|v| v.trim().to_owned());
+        let count = |name: &'static str| {
+            req.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .count()
+        };
+        let key = match (count("sec-websocket-key"), first("sec-websocket-key")) {
+            (1, Some(key)) if is_websocket_key(&key) => Ok(key),
+            (0, _) => Err("missing Sec-WebSocket-Key\n"),
+            (1, _) => Err("Sec-WebSocket-Key is not the base64 of 16 bytes\n"),
+            _ => Err("more than one Sec-WebSocket-Key\n"),
+        };
+        let has_body =
+            count("transfer-encoding") > 0 || values("content-length").any(|v| v.trim() != "0");
         Some(WsRequest {
             get: req.method == Some("GET"),
             http11: req.version == Some(1),
             target: req.path.unwrap_or("/").to_owned(),
             connection_upgrade: has_token("connection", "upgrade"),
             version_13: first("sec-websocket-version").is_some_and(|v| v == "13"),
-            key: first("sec-websocket-key"),
-            origin: first("origin"),
+            key,
+            origin: if count("origin") > 1 {
+                Err(())
+            } else {
+                Ok(first("origin"))
+            },
+            has_body,
         })
     }
 
@@ -246,10 +274,29 @@ impl WsRequest {
     }
 }
 
+/// Whether `key` is a valid `Sec-WebSocket-Key`: padded base64 of exactly 16 bytes.
+fn is_websocket_key(key: &str) -> bool {
+    use base64::Engine;
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|bytes| bytes.len() == 16)
+}
+
 /// Reads the first request head of a connection and tells a WebSocket upgrade (handled here)
 /// from anything else (pushed back, for hyper). Bytes after an upgrade's head stay in `io`.
-pub(crate) async fn read_head<S: AsyncRead + Unpin>(io: &mut ConnIo<S>) -> std::io::Result<Head> {
+///
+/// A head that is not complete after the first read must wait for more: `wait` then counts
+/// the connection among its address's unfinished ones ([`Head::Crowded`] when it has too many),
+/// until the head is complete. Heads that arrive whole, nearly all of them, are never counted,
+/// so a burst of quick clients from one address is not refused.
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut ConnIo<S>,
+    wait: impl FnOnce() -> Option<Pending>,
+) -> std::io::Result<Head> {
     let mut head = Vec::with_capacity(4096);
+    let mut wait = Some(wait);
+    let mut _waiting = None;
     loop {
         if head.len() == head.capacity() {
             if head.len() >= MAX_HEAD {
@@ -263,7 +310,15 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(io: &mut ConnIo<S>) -> std::
             return Ok(Head::Gone);
         }
         return Ok(match parse_head(&head) {
-            Parsed::Partial => continue,
+            Parsed::Partial => {
+                if let Some(wait) = wait.take() {
+                    match wait() {
+                        Some(pending) => _waiting = Some(pending),
+                        None => return Ok(Head::Crowded),
+                    }
+                }
+                continue;
+            }
             Parsed::WebSocket(ws, len) => {
                 io.unread(&head[len..]);
                 Head::WebSocket(ws)
@@ -304,7 +359,6 @@ fn parse_head(head: &[u8]) -> Parsed {
 struct Admitted {
     accept: String,
     session: Session,
-    permit: OwnedSemaphorePermit,
 }
 
 /// Checks an upgrade request: well-formed, not draining, allowed origin, the address's limits,
@@ -313,36 +367,29 @@ fn admit(req: &WsRequest, ctx: &Ctx, ip: IpAddr) -> Result<Admitted, (StatusCode
     if !req.get || !req.http11 || !req.connection_upgrade || !req.version_13 {
         return Err((StatusCode::BAD_REQUEST, "bad WebSocket upgrade request\n"));
     }
-    let Some(key) = &req.key else {
-        return Err((StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key\n"));
+    let key = req
+        .key
+        .as_ref()
+        .map_err(|why| (StatusCode::BAD_REQUEST, *why))?;
+    if req.has_body {
+        return Err((StatusCode::BAD_REQUEST, "a WebSocket upgrade has no body\n"));
+    }
+    let Ok(origin) = &req.origin else {
+        return Err((StatusCode::BAD_REQUEST, "more than one Origin header\n"));
     };
     if ctx.shutdown.is_cancelled() || ctx.draining.load(Ordering::Relaxed) {
         return Err((StatusCode::SERVICE_UNAVAILABLE, "server shutting down\n"));
     }
     if !ctx.allowed_origins.is_empty() {
-        let origin = req.origin.as_deref().unwrap_or("");
+        let origin = origin.as_deref().unwrap_or("");
         if !ctx.allowed_origins.iter().any(|allowed| allowed == origin) {
             tracing::info!(%ip, origin, "origin not allowed");
             ctx.relay.metrics().auth_failure(AuthFailure::Origin);
             return Err((StatusCode::FORBIDDEN, "origin not allowed\n"));
         }
     }
-    let ticket = match ctx.guard.admit(ip) {
-        Ok(ticket) => ticket,
-        Err(Refused::Throttled) => {
-            ctx.relay.metrics().auth_failure(AuthFailure::Throttled);
-            return Err((
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed authentications\n",
-            ));
-        }
-        Err(Refused::TooManyConnections) => {
-            return Err((
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many connections from your address\n",
-            ));
-        }
-    };
+    let resume = query_param(req.query(), "resume").map(str::to_owned);
+    let (slot, claimed) = take_slot(ctx, ip, resume.as_deref())?;
     let auth = match &ctx.auth {
         None => AuthState::Off,
         Some(cfg) => match query_param(req.query(), "token") {
@@ -353,20 +400,53 @@ fn admit(req: &WsRequest, ctx: &Ctx, ip: IpAddr) -> Result<Admitted, (StatusCode
             None => AuthState::Pending(cfg.clone()),
         },
     };
-    let resume = query_param(req.query(), "resume").map(str::to_owned);
-    let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
-        tracing::warn!("connection limit reached: upgrade refused");
-        return Err((StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"));
-    };
     Ok(Admitted {
         accept: derive_accept_key(key.as_bytes()),
         session: Session {
             auth,
-            ticket: Some(ticket),
+            slot: Some(slot),
             resume,
+            claimed,
         },
-        permit,
     })
+}
+
+/// The connection slot of an upgrade from `ip`: the one of the detached session its resume
+/// token names (true: claimed), else a new one, if the address and the relay have room.
+fn take_slot(
+    ctx: &Ctx,
+    ip: IpAddr,
+    resume: Option<&str>,
+) -> Result<(Slot, bool), (StatusCode, &'static str)> {
+    if let Some(token) = resume {
+        let claimed = ctx.relay.claim_detached(token, ip);
+        if let Some(slot) = claimed.map_err(|why| refusal(ctx, why))? {
+            return Ok((slot, true));
+        }
+    }
+    let ticket = ctx.guard.admit(ip).map_err(|why| refusal(ctx, why))?;
+    let Ok(permit) = ctx.permits.clone().try_acquire_owned() else {
+        tracing::warn!("connection limit reached: upgrade refused");
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "too many connections\n"));
+    };
+    Ok((Slot::new(ticket, permit), false))
+}
+
+/// The answer to an upgrade its address's limits refuse.
+fn refusal(ctx: &Ctx, why: Refused) -> (StatusCode, &'static str) {
+    match why {
+        Refused::Throttled => {
+            ctx.relay.metrics().auth_failure(AuthFailure::Throttled);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications\n",
+            )
+        }
+        Refused::TooManyConnections => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from your address\n",
+        ),
+    }
 }
 
 /// Answers a WebSocket upgrade request: a refusal with its status, or `101 Switching Protocols`
@@ -376,11 +456,7 @@ pub(crate) async fn upgrade<S>(mut io: ConnIo<S>, req: WsRequest, ctx: &Ctx, ip:
 where
     S: AsyncRead + AsyncWrite + HoldForFin + Unpin + Send + 'static,
 {
-    let Admitted {
-        accept,
-        session,
-        permit,
-    } = match admit(&req, ctx, ip) {
+    let Admitted { accept, session } = match admit(&req, ctx, ip) {
         Ok(admitted) => admitted,
         Err((status, body)) => {
             let response = format!(
@@ -413,6 +489,5 @@ where
         ctx.shutdown.clone(),
         session,
     );
-    // `map`, not an `async` block awaiting `serve`: that would hold the future twice.
-    ctx.tracker.spawn(serve.map(move |()| drop(permit)));
+    ctx.tracker.spawn(serve);
 }

@@ -60,9 +60,6 @@ use tokio_util::task::TaskTracker;
 /// typical ICE candidate message whole.
 const READ_BUFFER: usize = 512;
 
-/// Longest a client may take to send its HTTP request head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Pending connections the kernel queues before `accept` (the default of 128 overflows when
 /// hundreds of clients connect at once, costing each dropped one a 1 s SYN retry).
 const LISTEN_BACKLOG: u32 = 4096;
@@ -138,6 +135,7 @@ impl Server {
         let room_limits = RoomLimits {
             max_members: config.max_members,
             max_rooms: config.max_rooms,
+            distinct_user_ids: auth.is_none(),
         };
         let backend = match config.store.as_str() {
             "redis" => {
@@ -157,7 +155,7 @@ impl Server {
                 tracing::info!(%instance, "sharing rooms through Redis");
                 router::Backend::Redis(router)
             }
-            _ => router::Backend::Memory(router::MemoryRouter::new(room_limits)),
+            _ => router::Backend::Memory(router::MemoryRouter::new(room_limits, config.room_list)),
         };
         let relay = Relay::with_router(
             backend,
@@ -181,6 +179,8 @@ impl Server {
             max_connections: config.max_connections_per_ip,
             rate: config.ip_rate_limit,
             failures: config.auth_failures_per_ip,
+            max_pending: config.max_pending_per_ip,
+            max_pending_total: config.max_pending,
         });
         let ctx = Arc::new(http::Ctx {
             relay,
@@ -228,8 +228,10 @@ impl Server {
         } = self;
         let background = ctx.relay.start_background();
         let nodelay_inherited = nodelay_inherited(&listener);
+        let sweeper = guard.clone();
         // Forget addresses whose failures are old.
         let sweep = tokio::spawn(async move {
+            let guard = sweeper;
             let mut tick = tokio::time::interval(guard::FAILURE_WINDOW);
             loop {
                 tick.tick().await;
@@ -265,14 +267,21 @@ impl Server {
             if !nodelay_inherited {
                 let _ = stream.set_nodelay(true);
             }
-            let ctx = ctx.clone();
+            let early = Early {
+                ctx: ctx.clone(),
+                guard: guard.clone(),
+                peer,
+                deadline: tokio::time::Instant::now() + config.header_timeout,
+            };
             let tls = tls.clone();
             tracker.spawn(async move {
                 match tls {
-                    None => serve_connection(stream, ctx, peer).await,
+                    None => serve_connection(stream, early).await,
                     Some(acceptor) => {
-                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                            Ok(Ok(stream)) => serve_connection(stream, ctx, peer).await,
+                        let handshake =
+                            tokio::time::timeout_at(early.deadline, acceptor.accept(stream));
+                        match handshake.await {
+                            Ok(Ok(stream)) => serve_connection(stream, early).await,
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
                             }
@@ -301,37 +310,63 @@ impl Server {
     }
 }
 
+/// A connection before it is a WebSocket: who counts its address's unfinished request heads,
+/// and the one deadline for its TLS handshake and request head.
+struct Early {
+    ctx: Arc<http::Ctx>,
+    guard: Arc<guard::IpGuard>,
+    peer: std::net::SocketAddr,
+    deadline: tokio::time::Instant,
+}
+
 /// Serves one accepted connection, plain or TLS: a WebSocket when its first request is an
 /// upgrade, plain HTTP otherwise.
-async fn serve_connection<S>(stream: S, ctx: Arc<http::Ctx>, peer: std::net::SocketAddr)
+async fn serve_connection<S>(stream: S, early: Early)
 where
     S: AsyncRead + AsyncWrite + HoldForFin + Unpin + Send + 'static,
 {
     let mut io = ConnIo::new(stream);
+    let Early {
+        ctx, guard, peer, ..
+    } = &early;
+    let wait = || guard.pending(peer.ip());
     let head = tokio::select! {
-        head = tokio::time::timeout(HEADER_TIMEOUT, http::read_head(&mut io)) => head,
+        head = tokio::time::timeout_at(early.deadline, http::read_head(&mut io, wait)) => head,
         () = ctx.shutdown.cancelled() => return,
     };
     match head {
         // The WebSocket gets a task of its own (see `http::upgrade`).
-        Ok(Ok(http::Head::WebSocket(req))) => http::upgrade(io, req, &ctx, peer.ip()).await,
-        Ok(Ok(http::Head::Http)) => serve_http(TokioIo::new(io), ctx, peer).await,
+        Ok(Ok(http::Head::WebSocket(req))) => http::upgrade(io, req, ctx, peer.ip()).await,
+        Ok(Ok(http::Head::Http)) => serve_http(TokioIo::new(io), early).await,
         Ok(Ok(http::Head::Gone)) => {}
+        Ok(Ok(http::Head::Crowded)) => {
+            tracing::debug!(%peer, "too many unfinished request heads from this address: closed");
+        }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "reading the request failed"),
         Err(_) => tracing::debug!(%peer, "request head timed out"),
     }
 }
 
-/// Serves plain HTTP on one connection.
-async fn serve_http<I>(io: I, ctx: Arc<http::Ctx>, peer: std::net::SocketAddr)
+/// Serves plain HTTP on one connection (one request: answers close the connection). The
+/// request head must be complete by the connection's deadline, and may not be longer than the
+/// relay's own reader takes ([`http::MAX_HEAD`]): hyper would buffer ~400 KB by default.
+async fn serve_http<I>(io: I, early: Early)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let Early {
+        ctx,
+        peer,
+        deadline,
+        ..
+    } = early;
     let svc_ctx = ctx.clone();
     let service = service_fn(move |req| http::handle(req, svc_ctx.clone()));
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(left.max(Duration::from_millis(1)))
+        .max_buf_size(http::MAX_HEAD)
         .serve_connection(io, service);
     tokio::pin!(conn);
     tokio::select! {
@@ -361,6 +396,7 @@ fn auth_config(config: &Config) -> std::io::Result<Option<Arc<auth::AuthConfig>>
         hs256_secret: config.auth_secret.as_ref().map(|s| s.as_bytes().to_vec()),
         ed25519_public_key,
         leeway_secs: config.auth_leeway.as_secs(),
+        max_lifetime_secs: config.auth_max_lifetime.as_secs(),
     };
     Ok(cfg.enabled().then(|| Arc::new(cfg)))
 }

@@ -55,8 +55,14 @@ struct TokenArgs {
 
 fn issue_token(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     let t = TokenArgs::parse_from(args.iter().skip(1));
-    if protocol::UserId::new(t.user.as_str()).is_err() {
-        anyhow::bail!("--user must be 1 to {} characters", protocol::MAX_ID_CHARS);
+    if let Err(e) = protocol::UserId::new(t.user.as_str()) {
+        anyhow::bail!("--user {e}");
+    }
+    if t.ttl.as_secs() > server::auth::DEFAULT_MAX_LIFETIME_SECS {
+        eprintln!(
+            "warning: a relay refuses tokens valid for longer than its --auth-max-lifetime \
+             (365d unless configured)"
+        );
     }
     let now = server::auth::now_unix();
     println!(

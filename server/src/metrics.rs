@@ -99,6 +99,10 @@ pub struct Gauges {
     pub members: usize,
     /// Whether the relay accepts new connections (`relay_ready`, 1 or 0).
     pub ready: bool,
+    /// Sessions whose connection was lost, kept for resuming (`relay_detached_sessions`).
+    pub detached: usize,
+    /// Connections waiting for the rest of their request head (`relay_pending_heads`).
+    pub pending_heads: usize,
 }
 
 /// The relay's counters and latency histogram. All methods take `&self` and never block.
@@ -256,6 +260,18 @@ impl Metrics {
         out.family("relay_room_members", "gauge", "Clients in a room now.");
         out.value("relay_room_members", gauges.members as u64);
         out.family(
+            "relay_detached_sessions",
+            "gauge",
+            "Sessions whose connection was lost, kept for resuming (each holds its connection slot).",
+        );
+        out.value("relay_detached_sessions", gauges.detached as u64);
+        out.family(
+            "relay_pending_heads",
+            "gauge",
+            "Connections waiting for the rest of their request head.",
+        );
+        out.value("relay_pending_heads", gauges.pending_heads as u64);
+        out.family(
             "relay_ready",
             "gauge",
             "Whether the relay accepts new connections (1) or is shutting down (0).",
@@ -326,6 +342,8 @@ mod tests {
             rooms: 4,
             members: 7,
             ready: true,
+            detached: 2,
+            pending_heads: 3,
         });
         let got = lines(&text);
         for want in [
@@ -346,6 +364,8 @@ mod tests {
             "relay_rooms 4",
             "relay_room_members 7",
             "relay_ready 1",
+            "relay_detached_sessions 2",
+            "relay_pending_heads 3",
         ] {
             assert!(got.contains(want), "missing {want:?} in\n{text}");
         }
@@ -559,6 +579,8 @@ mod tests {
             rooms: 1,
             members: 2,
             ready: true,
+            detached: 0,
+            pending_heads: 0,
         });
         assert!(text.ends_with('\n'));
 
@@ -609,9 +631,11 @@ mod tests {
                 ("relay_auth_failures_total", "counter"),
                 ("relay_connections", "gauge"),
                 ("relay_connections_total", "counter"),
+                ("relay_detached_sessions", "gauge"),
                 ("relay_latency_seconds", "histogram"),
                 ("relay_messages_refused_total", "counter"),
                 ("relay_messages_relayed_total", "counter"),
+                ("relay_pending_heads", "gauge"),
                 ("relay_ready", "gauge"),
                 ("relay_room_members", "gauge"),
                 ("relay_rooms", "gauge"),

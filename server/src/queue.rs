@@ -2,7 +2,8 @@
 //!
 //! The relay pushes encoded messages without waiting ([`Outbound::push`] fails when the queue
 //! is full); the connection's task drains them in batches ([`Outbound::recv`]). The relay can
-//! also kick the connection (slow consumer), which the task sees on its next `recv`.
+//! also kick the connection (a slow consumer, or a session resumed on another connection),
+//! which the task sees on its next `recv`.
 //!
 //! A `Mutex<VecDeque>` plus a `Notify` rather than a tokio channel: an idle connection then costs
 //! a few dozen bytes here instead of a channel's preallocated block, and a handle clone is one
@@ -18,19 +19,30 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
+/// Why the relay dropped a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// Its queue filled up: the client does not read.
+    Slow,
+    /// Its session was resumed on another connection.
+    Replaced,
+    /// Its session was ended: a newer connection's token does not allow its room.
+    Ended,
+}
+
 /// What [`Outbound::recv`] hands the connection.
 #[derive(Debug)]
 pub enum Recv {
     /// Messages were moved into the caller's batch.
     Messages,
     /// The relay dropped this connection.
-    Kicked,
+    Kicked(Kick),
 }
 
 #[derive(Debug, Default)]
 struct State {
     items: VecDeque<Utf8Bytes>,
-    kicked: bool,
+    kicked: Option<Kick>,
 }
 
 /// One connection's outbound queue; shared as [`PeerTx`].
@@ -68,7 +80,7 @@ impl Outbound {
     /// Queues `msg`, or fails when the queue is full. A kicked queue swallows messages.
     pub fn push(&self, msg: Utf8Bytes) -> Result<(), Full> {
         let mut state = self.state();
-        if state.kicked {
+        if state.kicked.is_some() {
             return Ok(());
         }
         if state.items.len() >= self.capacity {
@@ -80,10 +92,11 @@ impl Outbound {
         Ok(())
     }
 
-    /// Marks the connection as dropped by the relay and wakes its task.
-    pub fn kick(&self) {
+    /// Marks the connection as dropped by the relay and wakes its task (the first reason
+    /// given stays).
+    pub fn kick(&self, why: Kick) {
         let mut state = self.state();
-        state.kicked = true;
+        state.kicked.get_or_insert(why);
         state.items = VecDeque::new();
         drop(state);
         self.ready.notify_one();
@@ -95,8 +108,8 @@ impl Outbound {
         loop {
             {
                 let mut state = self.state();
-                if state.kicked {
-                    return Recv::Kicked;
+                if let Some(why) = state.kicked {
+                    return Recv::Kicked(why);
                 }
                 if !state.items.is_empty() {
                     // Swapping keeps both buffers' capacity: no allocation per batch.
@@ -111,8 +124,11 @@ impl Outbound {
 
     /// Completes when the relay drops this connection (for use while writing a batch; a push
     /// notification it consumes is harmless, since `recv` looks at the queue before waiting).
-    pub async fn kicked(&self) {
-        while !self.is_kicked() {
+    pub async fn kicked(&self) -> Kick {
+        loop {
+            if let Some(why) = self.state().kicked {
+                return why;
+            }
             self.ready.notified().await;
         }
     }
@@ -131,7 +147,7 @@ impl Outbound {
 
     /// Whether the relay dropped this connection.
     pub fn is_kicked(&self) -> bool {
-        self.state().kicked
+        self.state().kicked.is_some()
     }
 }
 
@@ -177,10 +193,14 @@ mod tests {
         while !q.state().items.is_empty() {
             tokio::task::yield_now().await;
         }
-        q.kick();
+        q.kick(Kick::Replaced);
+        q.kick(Kick::Slow);
         let (first, second) = waiter.await.unwrap();
         assert!(matches!(first, Recv::Messages));
-        assert!(matches!(second, Recv::Kicked));
+        assert!(
+            matches!(second, Recv::Kicked(Kick::Replaced)),
+            "the first reason stays"
+        );
         assert!(q.is_kicked());
         assert_eq!(
             q.push("y".into()),

@@ -9,14 +9,19 @@
 //! that does not read never stalls others nor grows the relay's memory. The relay also issues
 //! client ids and resume tokens, and builds `welcome`.
 
+use crate::auth::Claims;
+use crate::guard::{Refused, Slot};
 use crate::metrics::Metrics;
-use crate::queue::{Outbound, PeerTx};
+use crate::queue::{Kick, Outbound, PeerTx};
 use crate::rooms::{Outbox, Refusal, RoomLimits, Route};
 use crate::router::{Backend, MemoryRouter, Recipient, Router};
 use crate::turn::TurnConfig;
-use protocol::{ClientId, ClientMessage, ErrorCode, Payload, RoomId, ServerMessage, UserId};
+use protocol::{
+    ClientId, ClientMessage, ErrorCode, Payload, RoomId, RoomInfo, ServerMessage, UserId,
+};
 use rand::distr::{Alphanumeric, SampleString};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,6 +29,12 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Rooms listed in one `rooms` answer at most.
 const ROOM_LIST_LIMIT: usize = 1000;
+
+/// Largest `rooms` answer, in bytes (a thousand rooms with short ids fit).
+const ROOM_LIST_BYTES: usize = 64 * 1024;
+
+/// Bytes of a `rooms` answer besides its entries: `{"type":"rooms","rooms":[],"truncated":true}`.
+const ROOM_LIST_OVERHEAD: usize = 64;
 
 /// Length of generated client ids (alphanumeric: about 71 bits, not guessable).
 const CLIENT_ID_LEN: usize = 12;
@@ -52,11 +63,40 @@ pub struct RelayLimits {
     pub resume_grace: Duration,
 }
 
-/// Resume tokens, both ways.
+/// Resume tokens, both ways, and the sessions whose connection was lost.
 #[derive(Default)]
 struct Sessions {
     by_token: HashMap<String, ClientId>,
     by_client: HashMap<ClientId, String>,
+    /// Each detached session's last queue and the connection slot it keeps (see `guard.rs`).
+    detached: HashMap<ClientId, (PeerTx, Option<Slot>)>,
+}
+
+/// Why a session was not resumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotResumed {
+    /// Unknown token, or the grace period is over.
+    Unknown,
+    /// The new connection's token is another user's: the connection is refused.
+    OtherUser,
+    /// The new connection's token does not allow the session's room: the session is ended.
+    RoomNotAllowed(RoomId),
+}
+
+impl NotResumed {
+    /// The explanation sent with `resume-failed`.
+    pub fn message(&self) -> String {
+        match self {
+            NotResumed::Unknown => "session not resumed (unknown token or grace period over): \
+                                    this is a new session"
+                .to_owned(),
+            NotResumed::OtherUser => "session not resumed: it is another user's".to_owned(),
+            NotResumed::RoomNotAllowed(room) => format!(
+                "session not resumed (your token does not allow its room {room}, so it is \
+                 ended): this is a new session"
+            ),
+        }
+    }
 }
 
 /// Clonable handle to the relay's shared state.
@@ -78,7 +118,7 @@ impl Relay {
     /// A single-process relay with no clients, counting into `metrics` and handing out ICE
     /// servers from `turn`.
     pub fn new(limits: RelayLimits, metrics: Arc<Metrics>, turn: TurnConfig) -> Self {
-        let router = Backend::Memory(MemoryRouter::new(limits.rooms));
+        let router = Backend::Memory(MemoryRouter::new(limits.rooms, limits.room_list));
         Self::with_router(router, limits, metrics, turn)
     }
 
@@ -177,28 +217,97 @@ impl Relay {
     }
 
     /// Resumes the session of `token` on a new connection: same client id and room, with the
-    /// messages queued for it meanwhile, after a `welcome` with `resumed: true`. `None` when
-    /// the token is unknown or its grace period is over, or `user` (from an access token) is
-    /// not the session's user.
-    pub fn resume(&self, token: &str, user: Option<&UserId>) -> Option<PeerRx> {
-        let id = self.sessions().by_token.get(token).cloned()?;
-        let session_user = self.router().user_of(&id)?;
-        if user.is_some_and(|u| *u != session_user) {
-            return None;
+    /// messages queued for it meanwhile, after a `welcome` with `resumed: true`; the old
+    /// connection, if still open, is closed. Refused when the token is unknown or its grace
+    /// period is over, or when the new connection's access token (`claims`) is another user's
+    /// (the session is left alone: a resume token seen in a log must not end it); when the
+    /// token is the user's but does not allow the session's room, the session is ended.
+    pub async fn resume(&self, token: &str, claims: Option<&Claims>) -> Result<PeerRx, NotResumed> {
+        let id = self.sessions().by_token.get(token).cloned();
+        let id = id.ok_or(NotResumed::Unknown)?;
+        let session_user = self.router().user_of(&id).ok_or(NotResumed::Unknown)?;
+        let refused = match (claims, self.router().room_of(&id)) {
+            (Some(c), _) if c.sub != session_user => Some(NotResumed::OtherUser),
+            (Some(c), Some(room)) if !c.allows_room(&room) => {
+                Some(NotResumed::RoomNotAllowed(room))
+            }
+            _ => None,
+        };
+        if let Some(why) = refused {
+            if let NotResumed::RoomNotAllowed(_) = why {
+                self.end_session(&id).await;
+            }
+            return Err(why);
         }
         let queue = Outbound::new(id.clone(), self.shared.limits.queue_size);
-        let old = self.router().replace_sender(&id, queue.clone())?;
+        let old = self
+            .router()
+            .replace_sender(&id, queue.clone())
+            .ok_or(NotResumed::Unknown)?;
         // Move what waited for the client; the old connection (if still there) then ends
         // without removing the client, which is no longer its.
         for msg in old.take_all() {
             let _ = queue.push(msg);
         }
-        old.kick();
+        old.kick(Kick::Replaced);
         let resume_token = self.new_session(&id);
         let welcome = self.welcome(&id, &session_user, resume_token, true);
         queue.push_front(Utf8Bytes::from(welcome.encode()));
         tracing::debug!(client = %id, "session resumed");
-        Some(PeerRx { id, queue })
+        Ok(PeerRx { id, queue })
+    }
+
+    /// Ends the session of `id` whatever its connection: its room is told, its token forgotten,
+    /// its open connection (if any) closed.
+    async fn end_session(&self, id: &ClientId) {
+        if let Some(queue) = self.router().sender(id) {
+            queue.kick(Kick::Ended);
+            self.disconnect_if(id, &queue).await;
+        }
+    }
+
+    /// Takes the slot of the detached session `token` names for the connection from `ip` that
+    /// comes to resume it, so that a session at its address's cap can still be resumed.
+    /// `Ok(None)` when the token names no detached session (or one whose slot is taken); a
+    /// refusal when `ip` may not take it (a blocked address, or a new address at its cap), the
+    /// slot then staying with the session.
+    pub fn claim_detached(&self, token: &str, ip: IpAddr) -> Result<Option<Slot>, Refused> {
+        // All under the sessions lock: the session can neither end nor be claimed again
+        // between taking its slot and giving it back.
+        let mut sessions = self.sessions();
+        let Some(id) = sessions.by_token.get(token).cloned() else {
+            return Ok(None);
+        };
+        let Some((_, kept)) = sessions.detached.get_mut(&id) else {
+            return Ok(None);
+        };
+        let Some(slot) = kept.take() else {
+            return Ok(None);
+        };
+        match slot.move_to(ip) {
+            Ok(moved) => Ok(Some(moved)),
+            Err((slot, why)) => {
+                *kept = Some(slot);
+                Err(why)
+            }
+        }
+    }
+
+    /// Gives a claimed slot back to the detached session `token` names, whose new connection
+    /// did not resume it; dropped when that session ended meanwhile.
+    pub fn give_back(&self, token: &str, slot: Slot) {
+        let mut sessions = self.sessions();
+        let Some(id) = sessions.by_token.get(token).cloned() else {
+            return;
+        };
+        if let Some((_, kept @ None)) = sessions.detached.get_mut(&id) {
+            *kept = Some(slot);
+        }
+    }
+
+    /// Sessions kept for resuming now.
+    pub fn detached_count(&self) -> usize {
+        self.sessions().detached.len()
     }
 
     fn sessions(&self) -> MutexGuard<'_, Sessions> {
@@ -248,27 +357,43 @@ impl Relay {
         }
     }
 
-    /// Keeps client `id` (its room, its queue) for the resume grace period after its socket was
-    /// lost; removes it then unless a new connection resumed it. The room is not told unless
-    /// the client does not come back.
-    pub fn detach(&self, id: ClientId, queue: PeerTx) {
+    /// Keeps client `id` (its room, its queue, its connection `slot`) for the resume grace
+    /// period after its socket was lost; removes it then unless a new connection resumed it.
+    /// The room is not told unless the client does not come back.
+    pub fn detach(&self, id: ClientId, queue: PeerTx, slot: Option<Slot>) {
         let grace = self.shared.limits.resume_grace;
         let relay = self.clone();
         if !grace.is_zero() {
             tracing::debug!(client = %id, ?grace, "connection lost: session kept for resuming");
+            let kept = (queue.clone(), slot);
+            self.sessions().detached.insert(id.clone(), kept);
         }
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
+            // A resume kicks the old queue: the session's slot is then given back at once.
+            tokio::select! {
+                () = tokio::time::sleep(grace) => {}
+                _ = queue.kicked() => {}
+            }
             relay.disconnect_if(&id, &queue).await;
+            let mut sessions = relay.sessions();
+            if sessions
+                .detached
+                .get(&id)
+                .is_some_and(|(q, _)| Arc::ptr_eq(q, &queue))
+            {
+                sessions.detached.remove(&id);
+            }
         });
     }
 
+    /// Forgets an ended session's token, and the slot it kept if it was detached.
     fn forget_session(&self, id: &ClientId) {
         if !self.shared.limits.resume_grace.is_zero() {
             let mut sessions = self.sessions();
             if let Some(token) = sessions.by_client.remove(id) {
                 sessions.by_token.remove(&token);
             }
+            sessions.detached.remove(id);
         }
     }
 
@@ -279,7 +404,7 @@ impl Relay {
         let kind = msg.kind();
         let router = self.router();
         let result = match msg {
-            ClientMessage::Register { user_id } => Ok(router.register(from, user_id).await),
+            ClientMessage::Register { user_id } => router.register(from, user_id).await,
             ClientMessage::Join { room_id, password } => {
                 Ok(router.join(from, room_id, password.as_deref()).await)
             }
@@ -290,7 +415,11 @@ impl Relay {
             ClientMessage::Unlock { room_id } => {
                 router.set_locked(from, room_id.as_ref(), false).await
             }
-            ClientMessage::Rooms => self.list_rooms(from).await,
+            ClientMessage::Rooms => {
+                // The connection answers `rooms` itself, with the token's rooms
+                // (`conn.rs`); this is the answer without them.
+                return Box::pin(self.list_rooms(from, None)).await.map(|_| false);
+            }
             ClientMessage::Auth { .. } => Err(Refusal::new(
                 ErrorCode::InvalidField,
                 "already authenticated",
@@ -380,21 +509,58 @@ impl Relay {
         }
     }
 
-    async fn list_rooms(&self, from: &ClientId) -> Result<Outbox<Recipient>, Refusal> {
+    /// Answers `rooms`: the rooms without a password, by id, only those of `allowed` when given
+    /// (an access token's rooms), at most [`ROOM_LIST_LIMIT`] of them and [`ROOM_LIST_BYTES`]
+    /// in all. Returns the answer's size in bytes, or the refusal's code.
+    pub async fn list_rooms(
+        &self,
+        from: &ClientId,
+        allowed: Option<&[String]>,
+    ) -> Result<usize, ErrorCode> {
+        let listed = self.room_list(allowed).await;
+        let message = match listed {
+            Ok((rooms, truncated)) => ServerMessage::Rooms { rooms, truncated },
+            Err(refusal) => {
+                let code = refusal.code;
+                self.refuse(from, refusal);
+                return Err(code);
+            }
+        };
+        let text = Utf8Bytes::from(message.encode());
+        let bytes = text.len();
+        if let Some(me) = self.router().sender(from) {
+            if !enqueue(&me, text) {
+                self.drop_slow(me);
+            }
+        }
+        Ok(bytes)
+    }
+
+    async fn room_list(
+        &self,
+        allowed: Option<&[String]>,
+    ) -> Result<(Vec<RoomInfo>, bool), Refusal> {
         if !self.shared.limits.room_list {
             return Err(Refusal::new(
                 ErrorCode::UnknownType,
                 "room listing is disabled",
             ));
         }
-        let (rooms, truncated) = self.router().list_rooms(ROOM_LIST_LIMIT).await?;
-        let me = self.router().sender(from).map(Recipient::Local);
-        Ok(Outbox {
-            items: me
-                .map(|me| (vec![me], ServerMessage::Rooms { rooms, truncated }))
-                .into_iter()
-                .collect(),
-        })
+        let (mut rooms, mut truncated) = self.router().list_rooms(ROOM_LIST_LIMIT, allowed).await?;
+        // Ids may be long and escape to twice their length: the answer is cut to a size.
+        let mut total = ROOM_LIST_OVERHEAD;
+        let fits = rooms
+            .iter()
+            .take_while(|room| {
+                total += serde_json::to_string(room).map_or(usize::MAX, |t| t.len()) + 1;
+                total <= ROOM_LIST_BYTES
+            })
+            .count();
+        if fits < rooms.len() {
+            rooms.truncate(fits);
+            truncated = true;
+        }
+        Ok((rooms, truncated))
     }
 
     /// Relays a payload to one member of the sender's room, or to all the others.
@@ -459,7 +625,7 @@ impl Relay {
     fn drop_slow(&self, peer: PeerTx) {
         tracing::warn!(client = %peer.id(), "outbound queue full: dropping slow consumer");
         self.shared.metrics.slow_consumer_dropped();
-        peer.kick();
+        peer.kick(Kick::Slow);
         // Removing tells the room, which may find more full queues: done as its own task, so
         // delivery never recurses; each client is removed once.
         let relay = self.clone();

@@ -7,10 +7,11 @@
 //!
 //! Invariants, checked by [`RoomState::check_invariants`] in the property tests: a client is in
 //! at most one room; a room lists each member once, only connected clients, at most its cap; no
-//! room is empty.
+//! room is empty; no member of a room has another member's user id, nor a user id that is
+//! another member's client id.
 
 use protocol::{ClientId, ErrorCode, PeerInfo, RoomId, RoomInfo, ServerMessage, UserId};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// Limits the state enforces on rooms.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +20,10 @@ pub struct RoomLimits {
     pub max_members: usize,
     /// Most rooms at once.
     pub max_rooms: usize,
+    /// Whether no member of a room may have another member's user id (or client id as its user
+    /// id). Off when access tokens fix the user ids: two connections with one token's `sub`
+    /// are the same person (a laptop and a phone), and nobody can take another's id.
+    pub distinct_user_ids: bool,
 }
 
 /// A refused request: the `error` reply to send back.
@@ -70,6 +75,16 @@ impl Refusal {
             "a password is required"
         };
         Refusal::new(ErrorCode::BadPassword, format!("room {room}: {why}"))
+    }
+
+    /// Another member of `room` (the client's own room when `None`) already has `user` as its
+    /// user id or client id.
+    pub fn user_id_taken(user: &UserId, room: Option<&RoomId>) -> Self {
+        let room = room.map_or_else(|| "your room".to_owned(), |r| format!("room {r}"));
+        Refusal::new(
+            ErrorCode::UserIdTaken,
+            format!("user id {user} is already used in {room}: pick another"),
+        )
     }
 
     /// The relay holds as many rooms as it admits.
@@ -178,6 +193,9 @@ pub struct RoomState<S> {
     clients: HashMap<ClientId, Client<S>>,
     rooms: HashMap<RoomId, Room>,
     limits: RoomLimits,
+    /// The rooms `rooms` may list (those without a password), in order, when listing is on:
+    /// an answer then takes its first entries instead of sorting every room under the lock.
+    listed: Option<BTreeSet<RoomId>>,
 }
 
 /// Where a relayed message goes: the target's handle and the sender's user id to stamp.
@@ -196,6 +214,16 @@ impl<S: Clone> RoomState<S> {
             clients: HashMap::new(),
             rooms: HashMap::new(),
             limits,
+            listed: None,
+        }
+    }
+
+    /// An empty state that keeps the index [`RoomState::list_rooms`] reads (its memory is
+    /// spent only when listing is on).
+    pub fn with_room_list(limits: RoomLimits) -> Self {
+        RoomState {
+            listed: Some(BTreeSet::new()),
+            ..Self::new(limits)
         }
     }
 
@@ -262,17 +290,42 @@ impl<S: Clone> RoomState<S> {
         out
     }
 
-    /// `register`: sets the user id.
-    pub fn register(&mut self, id: &ClientId, user_id: Option<UserId>) -> Outbox<S> {
+    /// `register`: sets the user id, unless another member of the client's room has it as its
+    /// client id or user id.
+    pub fn register(
+        &mut self,
+        id: &ClientId,
+        user_id: Option<UserId>,
+    ) -> Result<Outbox<S>, Refusal> {
         let mut out = Outbox::default();
-        if let Some(client) = self.clients.get_mut(id) {
-            client.user_id = user_id.unwrap_or_else(|| UserId::from(id.clone()));
-            let msg = ServerMessage::Registered {
-                user_id: client.user_id.clone(),
-            };
-            out.push(vec![client.tx.clone()], msg);
+        let user_id = user_id.unwrap_or_else(|| UserId::from(id.clone()));
+        let Some(client) = self.clients.get(id) else {
+            return Ok(out);
+        };
+        if let Some(room) = &client.room {
+            if self.taken_in(room, id, &user_id) {
+                return Err(Refusal::user_id_taken(&user_id, Some(room)));
+            }
         }
-        out
+        let client = self.clients.get_mut(id).expect("checked above");
+        client.user_id = user_id;
+        let msg = ServerMessage::Registered {
+            user_id: client.user_id.clone(),
+        };
+        out.push(vec![client.tx.clone()], msg);
+        Ok(out)
+    }
+
+    /// Whether a member of `room` other than `id` has `user` as its client id or user id, or
+    /// has `id` as its user id: letting `id` in with `user` would make two members look alike.
+    fn taken_in(&self, room: &RoomId, id: &ClientId, user: &UserId) -> bool {
+        if !self.limits.distinct_user_ids {
+            return false;
+        }
+        self.members(room).iter().filter(|m| *m != id).any(|m| {
+            let theirs = &self.clients[m].user_id;
+            m.as_str() == user.as_str() || theirs == user || theirs.as_str() == id.as_str()
+        })
     }
 
     /// `join`: moves the client into `room`, or answers `join-error` and changes nothing. The
@@ -294,6 +347,11 @@ impl<S: Clone> RoomState<S> {
             return out;
         }
         self.leave_current(id, true, &mut out);
+        if !self.rooms.contains_key(&room_id) {
+            if let (Some(listed), None) = (&mut self.listed, password) {
+                listed.insert(room_id.clone());
+            }
+        }
         let room = self.rooms.entry(room_id.clone()).or_insert_with(|| Room {
             password: password.map(PasswordHash::new),
             ..Room::default()
@@ -347,7 +405,13 @@ impl<S: Clone> RoomState<S> {
             Some(room) if room.members.len() >= self.limits.max_members => {
                 Err(Refusal::room_full(room_id, self.limits.max_members))
             }
-            Some(_) => Ok(()),
+            // Checked last: only someone who may enter learns who is inside.
+            Some(_) => match self.clients.get(id) {
+                Some(c) if self.taken_in(room_id, id, &c.user_id) => {
+                    Err(Refusal::user_id_taken(&c.user_id, Some(room_id)))
+                }
+                _ => Ok(()),
+            },
             None => {
                 // The room the client leaves is deleted if it is alone there, freeing a slot.
                 let frees_one = self
@@ -387,6 +451,9 @@ impl<S: Clone> RoomState<S> {
             .collect();
         if room.members.is_empty() {
             self.rooms.remove(&room_id);
+            if let Some(listed) = &mut self.listed {
+                listed.remove(&room_id);
+            }
         }
         if tell_self {
             out.push(vec![me], ServerMessage::Left { room_id });
@@ -474,19 +541,33 @@ impl<S: Clone> RoomState<S> {
         })
     }
 
-    /// The rooms, sorted by id, at most `limit` of them; true when some were left out.
-    pub fn list_rooms(&self, limit: usize) -> (Vec<RoomInfo>, bool) {
-        let mut rooms: Vec<RoomInfo> = self
-            .rooms
-            .iter()
-            .map(|(id, r)| RoomInfo {
+    /// The rooms without a password, sorted by id, only those named in `allowed` when given,
+    /// at most `limit` of them; true when some were left out.
+    pub fn list_rooms(&self, limit: usize, allowed: Option<&[String]>) -> (Vec<RoomInfo>, bool) {
+        let info = |id: &RoomId| {
+            let r = self.rooms.get(id).filter(|r| r.password.is_none())?;
+            Some(RoomInfo {
                 id: id.clone(),
                 member_count: r.members.len(),
                 max_members: self.limits.max_members,
                 locked: r.locked,
             })
-            .collect();
-        rooms.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        };
+        let mut rooms: Vec<RoomInfo> = match (allowed, &self.listed) {
+            (Some(names), _) => {
+                let ids: BTreeSet<RoomId> = names
+                    .iter()
+                    .filter_map(|n| RoomId::new(n.as_str()).ok())
+                    .collect();
+                ids.iter().filter_map(info).take(limit + 1).collect()
+            }
+            (None, Some(listed)) => listed.iter().take(limit + 1).filter_map(info).collect(),
+            (None, None) => {
+                let mut all: Vec<RoomInfo> = self.rooms.keys().filter_map(info).collect();
+                all.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+                all
+            }
+        };
         let truncated = rooms.len() > limit;
         rooms.truncate(limit);
         (rooms, truncated)
@@ -514,6 +595,13 @@ impl<S: Clone> RoomState<S> {
     pub fn check_invariants(&self) {
         for (room_id, room) in &self.rooms {
             assert!(!room.members.is_empty(), "room {room_id} is empty");
+            for m in &room.members {
+                let user = &self.clients[m].user_id;
+                assert!(
+                    !self.taken_in(room_id, m, user),
+                    "{m} ({user}) looks like another member of {room_id}"
+                );
+            }
             assert!(
                 room.members.len() <= self.limits.max_members,
                 "room {room_id} over cap"
@@ -541,6 +629,11 @@ impl<S: Clone> RoomState<S> {
             }
         }
         assert!(self.rooms.len() <= self.limits.max_rooms, "too many rooms");
+        if let Some(listed) = &self.listed {
+            let public = self.rooms.iter().filter(|(_, r)| r.password.is_none());
+            let public: BTreeSet<&RoomId> = public.map(|(id, _)| id).collect();
+            assert_eq!(public, listed.iter().collect(), "the list's index");
+        }
     }
 }
 
@@ -579,9 +672,10 @@ mod tests {
         RoomId::new(s).unwrap()
     }
     fn state(max_members: usize, max_rooms: usize) -> RoomState<String> {
-        RoomState::new(RoomLimits {
+        RoomState::with_room_list(RoomLimits {
             max_members,
             max_rooms,
+            distinct_user_ids: true,
         })
     }
     /// The outbox as (recipient, type) pairs, for compact assertions.
@@ -739,22 +833,117 @@ mod tests {
         s.check_invariants();
     }
 
+    #[test]
+    fn a_member_cannot_take_another_members_id() {
+        let mut s = state(10, 10);
+        for c in ["a", "b", "c"] {
+            s.connect(cid(c), c.to_owned());
+        }
+        let uid = |u: &str| Some(UserId::new(u).unwrap());
+        s.register(&cid("a"), uid("alice")).unwrap();
+        s.join(&cid("a"), rid("r"), None);
+        s.join(&cid("b"), rid("r"), None);
+        // Another member's user id, or its client id, is refused; the name stays as it was.
+        for taken in ["alice", "a"] {
+            let refusal = s.register(&cid("b"), uid(taken)).unwrap_err();
+            assert_eq!(refusal.code, ErrorCode::UserIdTaken);
+            assert_eq!(s.user_of(&cid("b")).unwrap().as_str(), "b");
+        }
+        s.register(&cid("b"), uid("bob")).unwrap();
+        // A joiner whose user id is a member's (or a member's client id) is refused.
+        s.register(&cid("c"), uid("bob")).unwrap();
+        let out = s.join(&cid("c"), rid("r"), None);
+        assert!(matches!(
+            &out.items[0].1,
+            ServerMessage::JoinError {
+                code: Some(ErrorCode::UserIdTaken),
+                ..
+            }
+        ));
+        assert_eq!(s.room_of(&cid("c")), None);
+        // A password room answers bad-password first: only who may enter learns who is inside.
+        s.join(&cid("a"), rid("secret"), Some("pw"));
+        s.register(&cid("c"), uid("alice")).unwrap();
+        let out = s.join(&cid("c"), rid("secret"), None);
+        assert!(matches!(
+            &out.items[0].1,
+            ServerMessage::JoinError {
+                code: Some(ErrorCode::BadPassword),
+                ..
+            }
+        ));
+        s.check_invariants();
+    }
+
+    #[test]
+    fn the_list_shows_rooms_without_a_password_within_the_allowed_ones() {
+        let mut s = state(10, 10);
+        for c in ["a", "b", "c", "d"] {
+            s.connect(cid(c), c.to_owned());
+        }
+        s.join(&cid("a"), rid("zulu"), None);
+        s.join(&cid("b"), rid("alpha"), None);
+        s.join(&cid("c"), rid("secret"), Some("pw"));
+        s.join(&cid("d"), rid("mike"), None);
+        let names = |(list, truncated): (Vec<RoomInfo>, bool)| {
+            let ids: Vec<String> = list.into_iter().map(|r| r.id.to_string()).collect();
+            (ids, truncated)
+        };
+        let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            names(s.list_rooms(10, None)),
+            (strs(&["alpha", "mike", "zulu"]), false)
+        );
+        assert_eq!(
+            names(s.list_rooms(2, None)),
+            (strs(&["alpha", "mike"]), true)
+        );
+        let allowed = strs(&["zulu", "secret", "nowhere", "alpha", "zulu"]);
+        assert_eq!(
+            names(s.list_rooms(10, Some(&allowed))),
+            (strs(&["alpha", "zulu"]), false)
+        );
+        assert_eq!(
+            names(s.list_rooms(1, Some(&allowed))),
+            (strs(&["alpha"]), true)
+        );
+        s.leave(&cid("b"), None).unwrap();
+        assert_eq!(names(s.list_rooms(10, None)).0, strs(&["mike", "zulu"]));
+        s.check_invariants();
+        // With tokens, ids are the token's: one user may be in a room twice.
+        let mut t = RoomState::new(RoomLimits {
+            max_members: 10,
+            max_rooms: 10,
+            distinct_user_ids: false,
+        });
+        t.connect_as(cid("p"), "p".to_owned(), UserId::new("ann").unwrap());
+        t.connect_as(cid("q"), "q".to_owned(), UserId::new("ann").unwrap());
+        t.join(&cid("p"), rid("r"), None);
+        assert_eq!(
+            flat(&t.join(&cid("q"), rid("r"), None)),
+            pairs(&[("q", "joined"), ("p", "user-joined")])
+        );
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Connect(u8),
         Disconnect(u8),
-        Join(u8, u8),
+        Join(u8, u8, bool),
         Leave(u8),
         Lock(u8, bool),
+        Register(u8, u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (0..12u8).prop_map(Op::Connect),
             (0..12u8).prop_map(Op::Disconnect),
-            (0..12u8, 0..6u8).prop_map(|(c, r)| Op::Join(c, r)),
+            (0..12u8, 0..6u8, any::<bool>()).prop_map(|(c, r, p)| Op::Join(c, r, p)),
             (0..12u8).prop_map(Op::Leave),
             (0..12u8, any::<bool>()).prop_map(|(c, l)| Op::Lock(c, l)),
+            // User ids "0".."11" are also client ids; "12".."15" are nobody's.
+            (0..12u8, 0..16u8).prop_map(|(c, u)| Op::Register(c, u)),
         ]
     }
 
@@ -768,9 +957,10 @@ mod tests {
                 match op {
                     Op::Connect(c) => { s.connect(cid(&c.to_string()), c.to_string()); }
                     Op::Disconnect(c) => { s.disconnect(&cid(&c.to_string())); }
-                    Op::Join(c, r) => {
+                    Op::Join(c, r, with_password) => {
                         let id = cid(&c.to_string());
-                        let out = s.join(&id, rid(&format!("room{r}")), None);
+                        let password = with_password.then_some("pw");
+                        let out = s.join(&id, rid(&format!("room{r}")), password);
                         if s.contains(&id) {
                             let ok = s.room_of(&id) == Some(&rid(&format!("room{r}")));
                             let got = &out.items.iter().find(|(to, _)| to == &vec![c.to_string()])
@@ -780,6 +970,14 @@ mod tests {
                     }
                     Op::Leave(c) => { let _ = s.leave(&cid(&c.to_string()), None); }
                     Op::Lock(c, l) => { let _ = s.set_locked(&cid(&c.to_string()), None, l); }
+                    Op::Register(c, u) => {
+                        let id = cid(&c.to_string());
+                        let user = UserId::new(u.to_string()).unwrap();
+                        match s.register(&id, Some(user.clone())) {
+                            Ok(_) => prop_assert!(!s.contains(&id) || s.user_of(&id) == Some(&user)),
+                            Err(r) => prop_assert_eq!(r.code, ErrorCode::UserIdTaken),
+                        }
+                    }
                 }
                 s.check_invariants();
             }

@@ -65,6 +65,9 @@ pub trait Router: Send + Sync + 'static {
     /// The user id of a client connected here.
     fn user_of(&self, id: &ClientId) -> Option<UserId>;
 
+    /// The room of a client connected here.
+    fn room_of(&self, id: &ClientId) -> Option<RoomId>;
+
     /// Removes a client connected here (only if `tx` is still its connection, when given) and
     /// says whom to tell; `None` when there was nothing to remove.
     fn remove(
@@ -73,12 +76,12 @@ pub trait Router: Send + Sync + 'static {
         only_if: Option<&PeerTx>,
     ) -> impl Future<Output = Option<Outbox<Recipient>>> + Send;
 
-    /// `register`.
+    /// `register` (refused when another member of the client's room has that id).
     fn register(
         &self,
         id: &ClientId,
         user: Option<UserId>,
-    ) -> impl Future<Output = Outbox<Recipient>> + Send;
+    ) -> impl Future<Output = Result<Outbox<Recipient>, Refusal>> + Send;
 
     /// `join` (refusals are `join-error` messages in the outbox).
     fn join(
@@ -103,10 +106,12 @@ pub trait Router: Send + Sync + 'static {
         locked: bool,
     ) -> impl Future<Output = Result<Outbox<Recipient>, Refusal>> + Send;
 
-    /// `rooms`: at most `limit` rooms by id, and whether some were left out.
+    /// `rooms`: at most `limit` rooms without a password by id, only those named in `allowed`
+    /// when given, and whether some were left out.
     fn list_rooms(
         &self,
         limit: usize,
+        allowed: Option<&[String]>,
     ) -> impl Future<Output = Result<(Vec<RoomInfo>, bool), Refusal>> + Send;
 
     /// Where a message from `from` goes: `target` if it is in the sender's room, or every other
@@ -187,10 +192,17 @@ impl Router for Backend {
     fn user_of(&self, id: &ClientId) -> Option<UserId> {
         delegate!(self, r => r.user_of(id))
     }
+    fn room_of(&self, id: &ClientId) -> Option<RoomId> {
+        delegate!(self, r => r.room_of(id))
+    }
     async fn remove(&self, id: &ClientId, only_if: Option<&PeerTx>) -> Option<Outbox<Recipient>> {
         delegate_await!(self, r => r.remove(id, only_if))
     }
-    async fn register(&self, id: &ClientId, user: Option<UserId>) -> Outbox<Recipient> {
+    async fn register(
+        &self,
+        id: &ClientId,
+        user: Option<UserId>,
+    ) -> Result<Outbox<Recipient>, Refusal> {
         delegate_await!(self, r => r.register(id, user))
     }
     async fn join(&self, id: &ClientId, room: RoomId, password: Option<&str>) -> Outbox<Recipient> {
@@ -211,8 +223,12 @@ impl Router for Backend {
     ) -> Result<Outbox<Recipient>, Refusal> {
         delegate_await!(self, r => r.set_locked(id, room, locked))
     }
-    async fn list_rooms(&self, limit: usize) -> Result<(Vec<RoomInfo>, bool), Refusal> {
-        delegate_await!(self, r => r.list_rooms(limit))
+    async fn list_rooms(
+        &self,
+        limit: usize,
+        allowed: Option<&[String]>,
+    ) -> Result<(Vec<RoomInfo>, bool), Refusal> {
+        delegate_await!(self, r => r.list_rooms(limit, allowed))
     }
     async fn route(
         &self,
@@ -247,10 +263,15 @@ pub struct MemoryRouter {
 }
 
 impl MemoryRouter {
-    /// An empty router with these limits.
-    pub fn new(limits: RoomLimits) -> Self {
+    /// An empty router with these limits, that can list its rooms when `room_list`.
+    pub fn new(limits: RoomLimits, room_list: bool) -> Self {
+        let state = if room_list {
+            RoomState::with_room_list(limits)
+        } else {
+            RoomState::new(limits)
+        };
         MemoryRouter {
-            state: Mutex::new(RoomState::new(limits)),
+            state: Mutex::new(state),
         }
     }
 
@@ -289,6 +310,10 @@ impl Router for MemoryRouter {
         self.state().user_of(id).cloned()
     }
 
+    fn room_of(&self, id: &ClientId) -> Option<RoomId> {
+        self.state().room_of(id).cloned()
+    }
+
     async fn remove(&self, id: &ClientId, only_if: Option<&PeerTx>) -> Option<Outbox<Recipient>> {
         let mut state = self.state();
         let current = state.sender(id).and_then(local)?;
@@ -298,7 +323,11 @@ impl Router for MemoryRouter {
         Some(state.disconnect(id))
     }
 
-    async fn register(&self, id: &ClientId, user: Option<UserId>) -> Outbox<Recipient> {
+    async fn register(
+        &self,
+        id: &ClientId,
+        user: Option<UserId>,
+    ) -> Result<Outbox<Recipient>, Refusal> {
         self.state().register(id, user)
     }
 
@@ -323,8 +352,12 @@ impl Router for MemoryRouter {
         self.state().set_locked(id, room, locked)
     }
 
-    async fn list_rooms(&self, limit: usize) -> Result<(Vec<RoomInfo>, bool), Refusal> {
-        Ok(self.state().list_rooms(limit))
+    async fn list_rooms(
+        &self,
+        limit: usize,
+        allowed: Option<&[String]>,
+    ) -> Result<(Vec<RoomInfo>, bool), Refusal> {
+        Ok(self.state().list_rooms(limit, allowed))
     }
 
     async fn route(

@@ -101,7 +101,7 @@ async fn clients_on_different_instances_call_each_other() {
     a.send_json(json!({"type": "message", "targetId": c.id.as_str(), "content": "just c"}))
         .await;
     assert_eq!(c.recv_json().await["content"], "just c");
-    b.assert_usable().await; // b got nothing more than its own `rooms` answer.
+    b.assert_usable().await; // b got nothing more than its own answer.
 
     // Leaving and disconnecting are told across instances.
     c.send(r#"{"type":"leave"}"#).await;
@@ -388,5 +388,5 @@ async fn a_remembered_route_does_not_reach_a_target_that_moved_rooms() {
         .await;
     a.send_json(json!({"type": "message", "content": "to the room"}))
         .await;
-    b.assert_usable().await; // b's next message is its own `rooms` answer, not the offer.
+    b.assert_usable().await; // b's next message is its own answer, not the offer.
 }

@@ -147,7 +147,11 @@ async fn messages_go_to_one_member_or_to_all_the_others() {
 
 #[tokio::test]
 async fn leave_moving_and_disconnect_tell_the_room() {
-    let server = TestServer::default().await;
+    let server = TestServer::start(server::Config {
+        room_list: true,
+        ..server::Config::default()
+    })
+    .await;
     let mut c = room_of(&server, "r", 3).await;
     let ids: Vec<_> = c.iter().map(|c| c.id.clone()).collect();
 
@@ -200,6 +204,6 @@ async fn joining_the_same_room_again_repeats_the_answer_only() {
     let mut c = room_of(&server, "r", 2).await;
     c[1].send(r#"{"type":"join","roomId":"r"}"#).await;
     assert_eq!(c[1].recv_json().await["members"], json!([c[0].id.as_str()]));
-    // Nobody was told anything: c[0]'s next message is its own `rooms` answer.
+    // Nobody was told anything: c[0]'s next message is its own answer.
     c[0].assert_usable().await;
 }

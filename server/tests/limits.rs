@@ -40,7 +40,11 @@ async fn the_default_cap_is_ten_like_the_reference() {
 
 #[tokio::test]
 async fn a_locked_room_admits_nobody_until_unlocked() {
-    let server = TestServer::start(config()).await;
+    let server = TestServer::start(Config {
+        room_list: true,
+        ..config()
+    })
+    .await;
     let mut c = room_of(&server, "r", 2).await;
     let locker = c[0].id.clone();
     c[0].send(r#"{"type":"lock","roomId":"r"}"#).await;
@@ -168,6 +172,7 @@ async fn the_message_rate_is_limited_then_flooders_are_dropped() {
 async fn a_slow_consumer_is_dropped_and_the_room_goes_on() {
     let server = TestServer::start(Config {
         queue_size: 8,
+        room_list: true,
         ..config()
     })
     .await;

@@ -8,33 +8,23 @@
 
 mod common;
 
-use common::{Client, DEADLINE, TestServer, config};
+use common::{
+    Client, DEADLINE, SECRET, TestServer, Ws, config, eventually, http_reply, open, sample, scrape,
+    token, token_url, with_auth,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use server::Config;
 use server::auth::{self, issue_hs256, now_unix};
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// The HS256 secret of the relays that require tokens.
-const SECRET: &str = "production test secret";
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// A token for `sub` valid for ten minutes, restricted to `rooms` when not empty.
-fn token(sub: &str, rooms: &[&str]) -> String {
-    let rooms: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
-    issue_hs256(SECRET.as_bytes(), sub, &rooms, 600, now_unix())
-}
 
 /// Alice's genuine signature under claims that say "admin".
 fn forged_token() -> String {
@@ -43,30 +33,6 @@ fn forged_token() -> String {
     let (_, signature) = genuine.rsplit_once('.').unwrap();
     let (claims, _) = admin.rsplit_once('.').unwrap();
     format!("{claims}.{signature}")
-}
-
-/// Test config with HS256 tokens required.
-fn with_auth() -> Config {
-    Config {
-        auth_secret: Some(SECRET.into()),
-        ..config()
-    }
-}
-
-fn token_url(server: &TestServer, token: &str) -> String {
-    format!("{}?token={token}", server.url())
-}
-
-/// Opens a WebSocket without reading anything; a refused upgrade gives its HTTP status.
-async fn open(req: impl IntoClientRequest + Unpin) -> Result<Ws, StatusCode> {
-    let attempt = timeout(DEADLINE, tokio_tungstenite::connect_async(req))
-        .await
-        .expect("the upgrade is answered in time");
-    match attempt {
-        Ok((ws, _)) => Ok(ws),
-        Err(WsError::Http(res)) => Err(res.status()),
-        Err(e) => panic!("the upgrade failed without an HTTP answer: {e}"),
-    }
 }
 
 /// The next frame other than ping/pong; `None` when the connection ended.
@@ -116,73 +82,6 @@ async fn expect_unauthorized(ws: &mut Ws) -> String {
     }
     assert!(next_frame(ws).await.is_none(), "nothing after the Close");
     message
-}
-
-/// Retries `attempt` until it gives a value, for a change the relay makes after its last
-/// message to us; fails after the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = attempt().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A plain HTTP answer: status, lowercased head, body.
-struct HttpReply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-/// `GET path` on a fresh connection (the relay closes it after answering).
-async fn http_get(addr: SocketAddr, path: &str) -> HttpReply {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut raw = String::new();
-    timeout(DEADLINE, s.read_to_string(&mut raw))
-        .await
-        .expect("an HTTP answer in time")
-        .unwrap();
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP head in {raw:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    HttpReply {
-        status,
-        head: head.to_ascii_lowercase(),
-        body: body.to_owned(),
-    }
-}
-
-/// The `/metrics` text.
-async fn scrape(server: &TestServer) -> String {
-    let reply = http_get(server.addr, "/metrics").await;
-    assert_eq!(reply.status, 200, "{}", reply.head);
-    reply.body
-}
-
-/// The value of the sample written exactly as `series` (name and labels).
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {series} in\n{metrics}"))
-        .parse()
-        .unwrap()
 }
 
 mod tokens {
@@ -328,7 +227,11 @@ mod tokens {
 
     #[tokio::test]
     async fn a_rooms_claim_limits_which_rooms_can_be_joined() {
-        let server = TestServer::start(with_auth()).await;
+        let server = TestServer::start(Config {
+            room_list: true,
+            ..with_auth()
+        })
+        .await;
         let url = token_url(&server, &token("erin", &["allowed"]));
         let mut erin = Client::connect(&url).await;
         let refuse = async |erin: &mut Client| {
@@ -424,7 +327,11 @@ mod passwords {
     #[tokio::test]
     async fn a_room_password_is_required_checked_and_never_echoed() {
         const PASSWORD: &str = "correct horse 7";
-        let server = TestServer::start(config()).await;
+        let server = TestServer::start(Config {
+            room_list: true,
+            ..config()
+        })
+        .await;
         let mut owner = server.client().await;
         let mut guest = server.client().await;
         let mut seen = Vec::new();
@@ -461,11 +368,11 @@ mod passwords {
         assert_eq!(joined["members"], json!([owner.id.as_str()]));
         seen.push(text);
         seen.push(owner.recv_text().await); // user-joined
+        // A room with a password is not listed.
         let mut watcher = server.client().await;
         watcher.send(r#"{"type":"rooms"}"#).await;
         let rooms = watcher.recv_text().await;
-        assert!(rooms.contains(r#""memberCount":2"#), "{rooms}");
-        seen.push(rooms);
+        assert_eq!(rooms, r#"{"type":"rooms","rooms":[]}"#);
         owner.send(r#"{"type":"message","content":"hello"}"#).await;
         seen.push(guest.recv_text().await);
 
@@ -618,11 +525,13 @@ mod per_ip {
             let e = guesser.recv_json().await;
             assert_eq!(e["code"], "bad-password", "{e}");
         }
+        // The failure that blocks the address also ends the guesser's connection.
+        let close = guesser.recv_close().await.expect("a Close frame");
+        assert_eq!(close.code, CloseCode::Policy, "{close}");
         assert_eq!(
             open(server.url()).await.err(),
             Some(StatusCode::TOO_MANY_REQUESTS)
         );
-        guesser.assert_usable().await;
         owner.assert_usable().await;
     }
 
@@ -639,18 +548,19 @@ mod per_ip {
         let mut clients = [server.client().await, server.client().await];
 
         let started = Instant::now();
+        // Each message gets an answer: `not-in-room`, or `rate-limited` when over the rate.
         for _ in 0..EACH {
             for c in clients.iter_mut() {
-                c.send(r#"{"type":"rooms"}"#).await;
+                c.send(r#"{"type":"leave"}"#).await;
             }
         }
         let (mut accepted, mut limited) = (0, 0);
         for c in clients.iter_mut() {
             for _ in 0..EACH {
                 let v = c.recv_json().await;
-                match v["type"].as_str() {
-                    Some("rooms") => accepted += 1,
-                    Some("error") => {
+                match v["code"].as_str() {
+                    Some("not-in-room") => accepted += 1,
+                    Some(_) => {
                         assert_eq!(v["code"], "rate-limited", "{v}");
                         assert!(v["message"].as_str().unwrap().contains("address"), "{v}");
                         limited += 1;
@@ -782,7 +692,7 @@ mod metrics {
         let mut ws = open(token_url(&server, &forged_token())).await.unwrap();
         expect_unauthorized(&mut ws).await;
 
-        let reply = http_get(server.addr, "/metrics").await;
+        let reply = http_reply(server.addr, "/metrics").await;
         assert_eq!(reply.status, 200);
         assert!(
             reply
@@ -842,7 +752,7 @@ mod drain {
             ..config()
         })
         .await;
-        let ready = http_get(server.addr, "/readyz").await;
+        let ready = http_reply(server.addr, "/readyz").await;
         assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
         let mut c = server.client().await;
         c.join("r").await;
@@ -851,7 +761,7 @@ mod drain {
         server.begin_shutdown();
         let addr = server.addr;
         let draining = eventually("/readyz to fail", move || async move {
-            let r = http_get(addr, "/readyz").await;
+            let r = http_reply(addr, "/readyz").await;
             (r.status != 200).then_some(r)
         })
         .await;
@@ -887,51 +797,24 @@ mod drain {
 
 mod tls {
     use super::*;
-    use std::sync::Arc;
-    use tokio_rustls::TlsConnector;
-    use tokio_rustls::rustls::pki_types::ServerName;
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    use common::TlsFixture;
 
     #[tokio::test]
     async fn wss_works_with_the_configured_certificate_and_plain_ws_does_not() {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-        let dir = std::env::temp_dir().join(format!("relay-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-        let server = TestServer::start(Config {
-            tls_cert: Some(cert_path),
-            tls_key: Some(key_path),
-            ..config()
-        })
-        .await;
-
-        let mut roots = RootCertStore::empty();
-        roots.add(cert.cert.der().clone()).unwrap();
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let client_config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let fixture = TlsFixture::new("tls");
+        let server = TestServer::start(fixture.serving(config())).await;
         let tcp = TcpStream::connect(server.addr).await.unwrap();
-        let name = ServerName::try_from("localhost").unwrap();
-        let tls = timeout(
-            DEADLINE,
-            TlsConnector::from(Arc::new(client_config)).connect(name, tcp),
-        )
-        .await
-        .expect("TLS handshake in time")
-        .expect("TLS handshake");
+        let tls = fixture.connect(tcp).await;
         let url = format!("wss://localhost:{}/ws", server.addr.port());
         let (mut ws, _) = timeout(DEADLINE, tokio_tungstenite::client_async(url, tls))
             .await
             .expect("upgrade in time")
             .expect("upgrade over TLS");
         assert_eq!(next_json(&mut ws).await["type"], "welcome");
-        ws.send(Message::text(r#"{"type":"rooms"}"#)).await.unwrap();
-        assert_eq!(next_json(&mut ws).await["type"], "rooms");
+        ws.send(Message::text(r#"{"type":"register","userId":"tls"}"#))
+            .await
+            .unwrap();
+        assert_eq!(next_json(&mut ws).await["type"], "registered");
 
         let plain = timeout(
             DEADLINE,
@@ -940,7 +823,6 @@ mod tls {
         .await
         .expect("the plain attempt ends in time");
         assert!(plain.is_err(), "plain ws:// must not work on the TLS port");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }
 
@@ -980,6 +862,7 @@ mod cli {
             hs256_secret: Some(b"s3cret".to_vec()),
             ed25519_public_key: None,
             leeway_secs: 0,
+            max_lifetime_secs: auth::DEFAULT_MAX_LIFETIME_SECS,
         };
         let claims = auth::verify(printed, &cfg, after).expect("a valid token");
         assert_eq!(claims.sub.as_str(), "alice");

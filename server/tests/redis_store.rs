@@ -159,7 +159,7 @@ async fn join_move_and_leave_report_the_right_members() {
     );
     assert_eq!(a.remove_client(&cid("c")).await.unwrap(), None);
     assert_eq!(
-        a.list_rooms(10, 4).await.unwrap(),
+        a.list_rooms(10, None, 4).await.unwrap(),
         (
             vec![RoomInfo {
                 id: rid("q"),
@@ -263,7 +263,7 @@ async fn full_locked_and_too_many_rooms_refuse_without_moving() {
         refusal(&s, "a", "x", None, members, rooms).await,
         JoinRefusal::Locked
     );
-    let (listed, truncated) = s.list_rooms(1000, members).await.unwrap();
+    let (listed, truncated) = s.list_rooms(1000, None, members).await.unwrap();
     assert!(!truncated);
     assert_eq!(
         listed
@@ -272,8 +272,11 @@ async fn full_locked_and_too_many_rooms_refuse_without_moving() {
             .collect::<Vec<_>>(),
         vec![("r", 1, false), ("x", 1, true)]
     );
-    assert!(s.list_rooms(1, members).await.unwrap().1);
-    assert_eq!(s.list_rooms(0, members).await.unwrap(), (vec![], true));
+    assert!(s.list_rooms(1, None, members).await.unwrap().1);
+    assert_eq!(
+        s.list_rooms(0, None, members).await.unwrap(),
+        (vec![], true)
+    );
 
     assert_eq!(
         s.set_locked(&cid("c"), Some(&rid("x")), false)
@@ -349,6 +352,72 @@ async fn the_creator_sets_the_password_and_later_joiners_need_it() {
     // When the room empties it is gone, password and all.
     s.leave(&cid("b"), None).await.unwrap().unwrap();
     join_ok(&s, "b", "r").await;
+}
+
+#[tokio::test]
+async fn the_list_shows_rooms_without_a_password_within_the_allowed_ones() {
+    let redis = RedisServer::start();
+    let s = store(&redis, "list:", "A", &["a", "b", "c", "d"]).await;
+    join_ok(&s, "a", "zulu").await;
+    join_ok(&s, "b", "alpha").await;
+    s.join(&cid("c"), &rid("secret"), Some("pw"), 10, 10)
+        .await
+        .unwrap();
+    join_ok(&s, "d", "mike").await;
+    let ids = |(list, truncated): (Vec<RoomInfo>, bool)| {
+        let ids: Vec<String> = list.into_iter().map(|r| r.id.to_string()).collect();
+        (ids, truncated)
+    };
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let all = s.list_rooms(10, None, 10).await.unwrap();
+    assert_eq!(ids(all), (strs(&["alpha", "mike", "zulu"]), false));
+    let two = s.list_rooms(2, None, 10).await.unwrap();
+    assert_eq!(ids(two), (strs(&["alpha", "mike"]), true));
+    let allowed = strs(&["zulu", "secret", "nowhere", "alpha", "zulu"]);
+    let some = s.list_rooms(10, Some(&allowed), 10).await.unwrap();
+    assert_eq!(ids(some), (strs(&["alpha", "zulu"]), false));
+    let one = s.list_rooms(1, Some(&allowed), 10).await.unwrap();
+    assert_eq!(ids(one), (strs(&["alpha"]), true));
+    // Emptied rooms leave the list with their room.
+    s.remove_client(&cid("b")).await.unwrap();
+    s.remove_client(&cid("c")).await.unwrap();
+    let after = s.list_rooms(10, None, 10).await.unwrap();
+    assert_eq!(ids(after).0, strs(&["mike", "zulu"]));
+    assert!(
+        !keys(&redis, "list:")
+            .await
+            .iter()
+            .any(|k| k.contains("secret"))
+    );
+}
+
+#[tokio::test]
+async fn a_member_cannot_take_another_members_id() {
+    let redis = RedisServer::start();
+    let s = store(&redis, "ids:", "A", &["a", "b", "c"]).await;
+    assert!(s.set_user(&cid("a"), &uid("alice")).await.unwrap());
+    join_ok(&s, "a", "r").await;
+    join_ok(&s, "b", "r").await;
+    // Another member's user id or client id: refused, nothing changed.
+    assert!(!s.set_user(&cid("b"), &uid("alice")).await.unwrap());
+    assert!(!s.set_user(&cid("b"), &uid("a")).await.unwrap());
+    assert!(s.set_user(&cid("b"), &uid("bob")).await.unwrap());
+    // Out of a room anything goes; a join then checks.
+    assert!(s.set_user(&cid("c"), &uid("bob")).await.unwrap());
+    assert_eq!(
+        refusal(&s, "c", "r", None, 10, 10).await,
+        JoinRefusal::UserIdTaken
+    );
+    assert_eq!(room_of(&s, "c").await, None);
+    // The password is checked first: who may not enter does not learn who is inside.
+    s.join(&cid("a"), &rid("vault"), Some("pw"), 10, 10)
+        .await
+        .unwrap();
+    assert!(s.set_user(&cid("c"), &uid("alice")).await.unwrap());
+    assert_eq!(
+        refusal(&s, "c", "vault", None, 10, 10).await,
+        JoinRefusal::BadPassword { required: true }
+    );
 }
 
 #[tokio::test]
@@ -461,7 +530,7 @@ async fn room_caps_hold_exactly_under_concurrent_joins() {
         .await
         .unwrap();
     assert_eq!(count, MAX);
-    let (rooms, _) = stores[0].list_rooms(10, MAX).await.unwrap();
+    let (rooms, _) = stores[0].list_rooms(10, None, MAX).await.unwrap();
     assert_eq!(rooms.len(), 1);
     assert_eq!(rooms[0].member_count, MAX);
 
@@ -478,7 +547,10 @@ async fn room_caps_hold_exactly_under_concurrent_joins() {
         .filter(|o| **o == JoinOutcome::Refused(JoinRefusal::TooManyRooms))
         .count();
     assert_eq!((joined, too_many), (7, N - 7), "{outcomes:?}");
-    assert_eq!(stores[0].list_rooms(100, MAX).await.unwrap().0.len(), 8);
+    assert_eq!(
+        stores[0].list_rooms(100, None, MAX).await.unwrap().0.len(),
+        8
+    );
 }
 
 #[tokio::test]

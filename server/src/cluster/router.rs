@@ -81,7 +81,9 @@ impl RedisRouter {
         limits: RoomLimits,
         ttl: Duration,
     ) -> Result<Self, StoreError> {
-        let store = RedisStore::connect(url, prefix, instance).await?;
+        let store = RedisStore::connect(url, prefix, instance)
+            .await?
+            .with_distinct_user_ids(limits.distinct_user_ids);
         store.heartbeat(ttl).await?;
         let messages = RedisStore::subscribe(url, prefix, instance).await?;
         let (publish, mut outgoing) = mpsc::channel::<(Arc<str>, String)>(QUEUE);
@@ -303,6 +305,10 @@ impl Router for RedisRouter {
         self.local().get(id).map(|l| l.user.clone())
     }
 
+    fn room_of(&self, id: &ClientId) -> Option<RoomId> {
+        self.local().get(id).and_then(|l| l.room.clone())
+    }
+
     async fn remove(&self, id: &ClientId, only_if: Option<&PeerTx>) -> Option<Outbox<Recipient>> {
         let user = {
             let mut local = self.local();
@@ -324,17 +330,27 @@ impl Router for RedisRouter {
         Some(out)
     }
 
-    async fn register(&self, id: &ClientId, user: Option<UserId>) -> Outbox<Recipient> {
+    async fn register(
+        &self,
+        id: &ClientId,
+        user: Option<UserId>,
+    ) -> Result<Outbox<Recipient>, Refusal> {
         let user = user.unwrap_or_else(|| UserId::from(id.clone()));
-        if let Err(e) = self.store.set_user(id, &user).await {
-            self.unavailable(&e);
+        match self.store.set_user(id, &user).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let room = self.local().get(id).and_then(|l| l.room.clone());
+                return Err(Refusal::user_id_taken(&user, room.as_ref()));
+            }
+            // Refused, not changed here alone: joins check the id the store holds.
+            Err(e) => return Err(self.unavailable(&e)),
         }
         if let Some(l) = self.local().get_mut(id) {
             l.user = user.clone();
         }
         let mut out = Outbox::default();
         out.push(self.me(id), ServerMessage::Registered { user_id: user });
-        out
+        Ok(out)
     }
 
     async fn join(&self, id: &ClientId, room: RoomId, password: Option<&str>) -> Outbox<Recipient> {
@@ -382,6 +398,10 @@ impl Router for RedisRouter {
                         Refusal::bad_password(&room, !required)
                     }
                     JoinRefusal::TooManyRooms => Refusal::too_many_rooms(self.limits.max_rooms),
+                    JoinRefusal::UserIdTaken => {
+                        let user = self.user_of(id).unwrap_or_else(|| UserId::from(id.clone()));
+                        Refusal::user_id_taken(&user, Some(&room))
+                    }
                 };
                 out.push(me, refusal.into_join_error(room));
             }
@@ -437,9 +457,13 @@ impl Router for RedisRouter {
         }
     }
 
-    async fn list_rooms(&self, limit: usize) -> Result<(Vec<RoomInfo>, bool), Refusal> {
+    async fn list_rooms(
+        &self,
+        limit: usize,
+        allowed: Option<&[String]>,
+    ) -> Result<(Vec<RoomInfo>, bool), Refusal> {
         self.store
-            .list_rooms(limit, self.limits.max_members)
+            .list_rooms(limit, allowed, self.limits.max_members)
             .await
             .map_err(|e| self.unavailable(&e))
     }

@@ -18,7 +18,8 @@
 //! | `P client:{id}` | hash | `instance`, `user`, and `room` while in one |
 //! | `P room:{id}:members` | sorted set | client ids scored by `P seq`: join order |
 //! | `P room:{id}:meta` | hash | `locked` (`0`/`1`), `pw` (when set), `created` (ms) |
-//! | `P rooms` | sorted set | room ids, all scored 0: byte order, for listing and the count |
+//! | `P rooms` | sorted set | room ids, all scored 0: byte order, for the count |
+//! | `P rooms:public` | sorted set | the ids of rooms without a password, scored 0: for listing |
 //! | `P seq` | string | counter (`INCR`) that orders joins |
 //! | `P instances` | sorted set | instance ids scored by their last heartbeat (ms) |
 //! | `P instance:{id}:alive` | string | exists while the instance is alive (TTL) |
@@ -144,6 +145,8 @@ pub enum JoinRefusal {
     },
     /// The room would be one more than the maximum.
     TooManyRooms,
+    /// Another member has the joiner's user id as its client id or user id.
+    UserIdTaken,
 }
 
 impl JoinRefusal {
@@ -154,6 +157,7 @@ impl JoinRefusal {
             JoinRefusal::Locked => ErrorCode::RoomLocked,
             JoinRefusal::BadPassword { .. } => ErrorCode::BadPassword,
             JoinRefusal::TooManyRooms => ErrorCode::TooManyRooms,
+            JoinRefusal::UserIdTaken => ErrorCode::UserIdTaken,
         }
     }
 }
@@ -262,6 +266,8 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
     instance: Arc<str>,
+    /// Whether joins refuse a user id another member has (see `RoomLimits::distinct_user_ids`).
+    distinct_user_ids: bool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -304,7 +310,14 @@ impl RedisStore {
             conn,
             prefix: prefix.into(),
             instance: instance.into(),
+            distinct_user_ids: true,
         })
+    }
+
+    /// Lets members of a room share a user id (tokens fix them), or not (the default).
+    pub fn with_distinct_user_ids(mut self, on: bool) -> Self {
+        self.distinct_user_ids = on;
+        self
     }
 
     /// This instance's id.
@@ -357,12 +370,14 @@ impl RedisStore {
         Ok(reply.int()? == 1)
     }
 
-    /// Changes a client's user id (`register`).
-    pub async fn set_user(&self, client: &ClientId, user: &UserId) -> Result<(), StoreError> {
+    /// Changes a client's user id (`register`); false (nothing changed) when another member of
+    /// its room has that id as its client id or user id.
+    pub async fn set_user(&self, client: &ClientId, user: &UserId) -> Result<bool, StoreError> {
         let args = [client.as_str(), user.as_str()];
         let mut reply = self.call(&SCRIPTS.set_user, &args).await?;
         match reply.int()? {
-            1 => Ok(()),
+            1 => Ok(true),
+            2 => Ok(false),
             _ => Err(StoreError::UnknownClient(client.clone())),
         }
     }
@@ -379,12 +394,14 @@ impl RedisStore {
     ) -> Result<JoinOutcome, StoreError> {
         let digest = password.map_or_else(String::new, |p| password_digest(room, p));
         let (max_members, max_rooms) = (max_members.to_string(), max_rooms.to_string());
+        let distinct = if self.distinct_user_ids { "1" } else { "0" };
         let args = [
             client.as_str(),
             room.as_str(),
             &digest,
             &max_members,
             &max_rooms,
+            distinct,
         ];
         let mut reply = self.call(&SCRIPTS.join, &args).await?;
         let refused = |why| Ok(JoinOutcome::Refused(why));
@@ -404,6 +421,7 @@ impl RedisStore {
                 "password-required" => refused(JoinRefusal::BadPassword { required: true }),
                 "bad-password" => refused(JoinRefusal::BadPassword { required: false }),
                 "too-many-rooms" => refused(JoinRefusal::TooManyRooms),
+                "user-taken" => refused(JoinRefusal::UserIdTaken),
                 other => Err(reply.unexpected(other)),
             },
             other => Err(reply.unexpected(other)),
@@ -505,15 +523,30 @@ impl RedisStore {
         }
     }
 
-    /// The rooms, sorted by id (bytes), at most `limit` of them; true when some were left
-    /// out. `max_members` is reported as each room's cap.
+    /// The rooms without a password, sorted by id (bytes), only those of `allowed` when given,
+    /// at most `limit` of them; true when some were left out. `max_members` is reported as
+    /// each room's cap.
     pub async fn list_rooms(
         &self,
         limit: usize,
+        allowed: Option<&[String]>,
         max_members: usize,
     ) -> Result<(Vec<RoomInfo>, bool), StoreError> {
         let limit_arg = limit.to_string();
-        let mut reply = self.call(&SCRIPTS.list_rooms, &[&limit_arg]).await?;
+        let mut names: Vec<&str> = allowed
+            .unwrap_or_default()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        // Sorted and unique, so that the script's first `limit` are the first by id.
+        names.sort_unstable();
+        names.dedup();
+        if allowed.is_some() && names.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let mut args = vec![limit_arg.as_str()];
+        args.extend(names);
+        let mut reply = self.call(&SCRIPTS.list_rooms, &args).await?;
         let total = reply.int()?;
         let mut list = reply.nested()?;
         let mut rooms = Vec::new();

@@ -215,12 +215,69 @@ impl Client {
         v
     }
 
-    /// Proves the connection is still usable: a `rooms` request gets its answer.
+    /// Proves the connection is still usable and nothing else is queued for it: a request of
+    /// an unknown type gets its `error` answer, next.
     pub async fn assert_usable(&mut self) {
-        self.send(r#"{"type":"rooms"}"#).await;
+        self.send(r#"{"type":"are-you-there"}"#).await;
         let v = self.recv_json().await;
-        assert_eq!(v["type"], "rooms", "connection usable, got {v}");
+        assert_eq!(
+            (&v["type"], &v["code"]),
+            (&Value::from("error"), &Value::from("unknown-type")),
+            "connection usable, got {v}"
+        );
     }
+
+    /// Connects from the loopback address `source` (any of 127.0.0.0/8: a different client
+    /// address for the relay's per-address limits) and reads the `welcome`.
+    pub async fn connect_from(source: [u8; 4], url: &str) -> (Client, Value) {
+        let ws = Self::try_connect_from(source, url)
+            .await
+            .unwrap_or_else(|e| panic!("connect from {source:?}: {e}"));
+        Self::welcomed(ws).await
+    }
+
+    /// Opens a WebSocket from `source`; the relay's refusal as an error.
+    pub async fn try_connect_from(
+        source: [u8; 4],
+        url: &str,
+    ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error>
+    {
+        let addr: SocketAddr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("a ws://ip:port/ URL");
+        let tcp = tcp_from(source, addr).await;
+        let (ws, _) = tokio::time::timeout(
+            DEADLINE,
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)),
+        )
+        .await
+        .expect("the handshake ends within the deadline")?;
+        Ok(ws)
+    }
+
+    /// Drops the connection with a TCP reset, as a network failure looks to the relay.
+    pub fn lose(self) {
+        if let MaybeTlsStream::Plain(tcp) = self.ws.get_ref() {
+            #[allow(deprecated)] // Zero linger only makes close() send a reset; it never blocks.
+            tcp.set_linger(Some(Duration::ZERO)).unwrap();
+        }
+        drop(self);
+    }
+}
+
+/// A TCP connection to `addr` from the loopback address `source`.
+pub async fn tcp_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .unwrap_or_else(|e| panic!("bind {source:?}: {e}"));
+    tokio::time::timeout(DEADLINE, socket.connect(addr))
+        .await
+        .expect("connect within the deadline")
+        .expect("connect")
 }
 
 /// Connects `n` clients and joins them all to `room`, draining the join notifications.
@@ -238,4 +295,174 @@ pub async fn room_of(server: &TestServer, room: &str, n: usize) -> Vec<Client> {
         clients.push(c);
     }
     clients
+}
+
+/// The HS256 secret of the relays that require tokens.
+pub const SECRET: &str = "production test secret";
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A token for `sub` valid for ten minutes, restricted to `rooms` when not empty.
+pub fn token(sub: &str, rooms: &[&str]) -> String {
+    let rooms: Vec<String> = rooms.iter().map(|r| r.to_string()).collect();
+    server::auth::issue_hs256(
+        SECRET.as_bytes(),
+        sub,
+        &rooms,
+        600,
+        server::auth::now_unix(),
+    )
+}
+
+/// Test config with HS256 tokens required.
+pub fn with_auth() -> Config {
+    Config {
+        auth_secret: Some(SECRET.into()),
+        ..config()
+    }
+}
+
+pub fn token_url(server: &TestServer, token: &str) -> String {
+    format!("{}?token={token}", server.url())
+}
+
+/// Opens a WebSocket without reading anything; a refused upgrade gives its HTTP status.
+pub async fn open(
+    req: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> Result<Ws, tokio_tungstenite::tungstenite::http::StatusCode> {
+    let attempt = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("the upgrade is answered in time");
+    match attempt {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status()),
+        Err(e) => panic!("the upgrade failed without an HTTP answer: {e}"),
+    }
+}
+
+/// Retries `attempt` until it gives a value, for a change the relay makes after its last
+/// message to us; fails after the deadline.
+pub async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = attempt().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A plain HTTP answer: status, lowercased head, body.
+pub struct HttpReply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// `GET path` on a fresh connection, parsed.
+pub async fn http_reply(addr: SocketAddr, path: &str) -> HttpReply {
+    let raw = http_get(addr, path).await;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP head in {raw:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    HttpReply {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: body.to_owned(),
+    }
+}
+
+/// The `/metrics` text.
+pub async fn scrape(server: &TestServer) -> String {
+    let reply = http_reply(server.addr, "/metrics").await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    reply.body
+}
+
+/// The value of the sample written exactly as `series` (name and labels).
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {series} in\n{metrics}"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the relay's `/metrics` show `series` at `value`.
+pub async fn metric_reaches(server: &TestServer, series: &str, value: f64) {
+    eventually(&format!("{series} = {value}"), || async {
+        (sample(&scrape(server).await, series) == value).then_some(())
+    })
+    .await;
+}
+
+/// A self-signed certificate for `localhost` in PEM files, and a client that trusts it.
+pub struct TlsFixture {
+    dir: std::path::PathBuf,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl TlsFixture {
+    /// Writes the certificate and key into a directory of their own (removed on drop).
+    pub fn new(name: &str) -> TlsFixture {
+        use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let dir = std::env::temp_dir().join(format!("relay-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.cert.der().clone()).unwrap();
+        let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let client = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsFixture {
+            dir,
+            connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(client)),
+        }
+    }
+
+    /// `config` serving TLS with this certificate.
+    pub fn serving(&self, config: Config) -> Config {
+        Config {
+            tls_cert: Some(self.dir.join("cert.pem")),
+            tls_key: Some(self.dir.join("key.pem")),
+            ..config
+        }
+    }
+
+    /// A TLS client handshake for `localhost` over `io`.
+    pub async fn connect<IO>(&self, io: IO) -> tokio_rustls::client::TlsStream<IO>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        tokio::time::timeout(DEADLINE, self.connector.connect(name, io))
+            .await
+            .expect("TLS handshake in time")
+            .expect("TLS handshake")
+    }
+}
+
+impl Drop for TlsFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

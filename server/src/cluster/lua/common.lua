@@ -4,6 +4,8 @@
 -- the store needs one Redis node (or one shard), never Redis Cluster.
 local P = ARGV[1]
 local ROOMS = P .. 'rooms'
+-- The rooms without a password: those `rooms` may list.
+local PUBLIC = P .. 'rooms:public'
 local INSTANCES = P .. 'instances'
 
 local function client_key(id) return P .. 'client:' .. id end
@@ -33,6 +35,18 @@ local function members(room, except)
   return out
 end
 
+-- Whether a member of `room` other than `client` has `user` as its client id or user id, or has
+-- `client` as its user id: letting `client` in as `user` would make two members look alike.
+local function user_taken(room, client, user)
+  for _, c in ipairs(redis.call('ZRANGE', members_key(room), 0, -1)) do
+    if c ~= client then
+      local theirs = redis.call('HGET', client_key(c), 'user')
+      if c == user or theirs == user or theirs == client then return true end
+    end
+  end
+  return false
+end
+
 -- Takes `client` out of its room, deleting the room when it empties. Returns the room left
 -- ('' when in none) and who remains (flat, as `members`).
 local function leave_room(client)
@@ -45,6 +59,7 @@ local function leave_room(client)
   if redis.call('ZCARD', mk) == 0 then
     redis.call('DEL', mk, meta_key(room))
     redis.call('ZREM', ROOMS, room)
+    redis.call('ZREM', PUBLIC, room)
     return room, {}
   end
   return room, members(room, nil)

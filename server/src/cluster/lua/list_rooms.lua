@@ -1,14 +1,25 @@
--- list_rooms: ARGV prefix, limit. The first `limit` rooms by id (byte order: the rooms sorted
--- set has every score 0, so Redis orders it lexicographically). Replies
--- {total number of rooms, {room, member count, locked ('1'/'0'), room, ...}}.
+-- list_rooms: ARGV prefix, limit, then the rooms allowed (none: any). The first `limit` rooms
+-- without a password by id (byte order: the sorted set has every score 0, so Redis orders it
+-- lexicographically), only allowed ones when some are named; the caller sorts those. Replies
+-- {number of rooms that qualify, {room, member count, locked ('1'/'0'), room, ...}}.
 local limit = tonumber(ARGV[2])
-local total = redis.call('ZCARD', ROOMS)
 local out = {}
-if limit > 0 then
-  for _, room in ipairs(redis.call('ZRANGE', ROOMS, 0, limit - 1)) do
-    out[#out + 1] = room
-    out[#out + 1] = redis.call('ZCARD', members_key(room))
-    out[#out + 1] = redis.call('HGET', meta_key(room), 'locked') or '0'
-  end
+local function add(room)
+  out[#out + 1] = room
+  out[#out + 1] = redis.call('ZCARD', members_key(room))
+  out[#out + 1] = redis.call('HGET', meta_key(room), 'locked') or '0'
 end
-return {total, out}
+if #ARGV > 2 then
+  local total = 0
+  for i = 3, #ARGV do
+    if redis.call('ZSCORE', PUBLIC, ARGV[i]) then
+      total = total + 1
+      if total <= limit then add(ARGV[i]) end
+    end
+  end
+  return {total, out}
+end
+if limit > 0 then
+  for _, room in ipairs(redis.call('ZRANGE', PUBLIC, 0, limit - 1)) do add(room) end
+end
+return {redis.call('ZCARD', PUBLIC), out}
