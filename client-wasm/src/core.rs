@@ -8,7 +8,12 @@
 //!   one rolls back and answers;
 //! - ICE candidates that arrive before the peer exists or before its remote description is set
 //!   are buffered and applied once it is;
-//! - peer teardown on `user-left`, on connection failure, on leave and on reconnect;
+//! - peer teardown on `user-left`, on leave and on reconnect;
+//! - connection failure, the same on both sides: a connection that does not come up within
+//!   [`CONNECT_TIMEOUT_MS`] (or fails), or whose ICE restarts do not bring it back, is given up
+//!   with a reason ([`Unreachable`]) shown on its tile, and the other side is told, so both show
+//!   the same state; `?relay=only` without a TURN server is refused up front;
+//! - the status line follows the room's member count;
 //! - signaling reconnects with exponential backoff and rejoins the room.
 //!
 //! The core never touches the browser: the web layer (`web/`) turns commands into
@@ -88,6 +93,8 @@ pub enum Event {
     ShareEnded,
     /// The user pressed the record button.
     RecordToggle,
+    /// The deadline set by [`Command::WatchPeer`] passed.
+    PeerDeadline(ClientId, u32),
 }
 
 /// What a peer connection's state means for the call.
@@ -103,6 +110,73 @@ pub enum PeerLink {
 
 /// ICE restarts tried for a failed connection before it is given up.
 pub const MAX_ICE_RESTARTS: u32 = 2;
+
+/// How long a new connection, or an ICE restart, may take to connect before it counts as
+/// failed. Browsers take 30 s or more to call ICE failed; a call across NATs connects in well
+/// under a second, and over a bad link (200 ms RTT, 5 % loss) in two or three.
+pub const CONNECT_TIMEOUT_MS: u32 = 12_000;
+
+/// Why a peer could not be reached: the state both pages show on its tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// No direct path and no TURN server to relay through.
+    NeedsTurn,
+    /// No path, even through the TURN server.
+    EvenThroughTurn,
+    /// Relay-only mode (`?relay=only`) without a TURN server: nothing can connect.
+    RelayOnlyWithoutTurn,
+}
+
+impl Unreachable {
+    /// What the page says.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unreachable::NeedsTurn => "can't connect directly; this network needs a TURN server",
+            Unreachable::EvenThroughTurn => "can't connect, even through the TURN server",
+            Unreachable::RelayOnlyWithoutTurn => {
+                "relay-only mode needs a TURN server, and none is configured"
+            }
+        }
+    }
+
+    /// The name sent to the other side.
+    fn wire(self) -> &'static str {
+        match self {
+            Unreachable::NeedsTurn => "needs-turn",
+            Unreachable::EvenThroughTurn => "even-through-turn",
+            Unreachable::RelayOnlyWithoutTurn => "relay-only-without-turn",
+        }
+    }
+
+    fn from_wire(s: &str) -> Option<Unreachable> {
+        [
+            Unreachable::NeedsTurn,
+            Unreachable::EvenThroughTurn,
+            Unreachable::RelayOnlyWithoutTurn,
+        ]
+        .into_iter()
+        .find(|u| u.wire() == s)
+    }
+}
+
+/// What tells the other side that this one gave their connection up, sent as the relay's
+/// `message` content: `{"peerFailed": reason}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PeerFailedNotice {
+    #[serde(rename = "peerFailed")]
+    peer_failed: String,
+}
+
+/// Which ICE servers the page has, for telling up front what cannot connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IcePolicy {
+    /// Only relayed candidates (`?relay=only`).
+    pub relay_only: bool,
+    /// The page chose its ICE servers (`?ice=`): the relay's are not used.
+    pub from_page: bool,
+    /// The page's own ICE servers include a TURN server.
+    pub page_turn: bool,
+}
 
 /// The highest number added to a display name another member of the room has ("Ann (9)").
 pub const MAX_NAME_SUFFIX: u32 = 9;
@@ -169,6 +243,11 @@ pub enum Command {
     RestartIce(ClientId),
     /// Show whether a peer's connection is reconnecting.
     PeerReconnecting(ClientId, bool),
+    /// Call back with [`Event::PeerDeadline`] (with this attempt) after this many ms, unless
+    /// the peer is closed first.
+    WatchPeer(ClientId, u32, u32),
+    /// Close a peer's connection but keep its tile, showing why it cannot be reached.
+    PeerFailed(ClientId, Unreachable),
     /// Show a chat message (`own`: sent by this page).
     ShowChat {
         /// The message.
@@ -201,6 +280,12 @@ struct Peer {
     chat_open: bool,
     /// ICE restarts tried since the connection last worked.
     restarts: u32,
+    /// Whether the connection is up now, and whether it ever was.
+    up: bool,
+    ever_up: bool,
+    /// Counts connection attempts (the first, then each restart): a deadline of an older one
+    /// is stale.
+    attempt: u32,
 }
 
 /// Connection to the relay.
@@ -221,6 +306,11 @@ pub struct Core {
     /// Whether the relay confirmed the room.
     in_room: bool,
     peers: BTreeMap<ClientId, Peer>,
+    /// Members whose connection was given up, and why (their tiles say so).
+    failed: BTreeMap<ClientId, Unreachable>,
+    /// The page's ICE servers, and whether a TURN server is known (the page's or the relay's).
+    ice: IcePolicy,
+    turn: bool,
     /// Candidates from clients we have no peer connection for yet.
     early: BTreeMap<ClientId, Vec<Payload>>,
     names: BTreeMap<ClientId, UserId>,
@@ -254,6 +344,9 @@ impl Core {
             room: None,
             in_room: false,
             peers: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            ice: IcePolicy::default(),
+            turn: false,
             early: BTreeMap::new(),
             names: BTreeMap::new(),
             user_name,
@@ -330,6 +423,77 @@ impl Core {
             room_id: room,
             password: self.password.clone(),
         }));
+    }
+
+    /// Sets the page's ICE servers (before joining).
+    pub fn set_ice_policy(&mut self, ice: IcePolicy) {
+        self.ice = ice;
+        self.turn = ice.page_turn;
+    }
+
+    /// Why a connection that cannot come up fails, with the ICE servers at hand.
+    fn unreachable(&self) -> Unreachable {
+        match (self.ice.relay_only, self.turn) {
+            (true, false) => Unreachable::RelayOnlyWithoutTurn,
+            (_, true) => Unreachable::EvenThroughTurn,
+            (false, false) => Unreachable::NeedsTurn,
+        }
+    }
+
+    /// The status line for the room and its member count.
+    fn room_status(&self, out: &mut Vec<Command>) {
+        let (Some(room), true) = (&self.room, self.in_room) else {
+            return;
+        };
+        out.push(Command::Status(match self.names.len() {
+            0 => format!("in room {room}: waiting for others"),
+            1 => format!("in room {room} with 1 other"),
+            n => format!("in room {room} with {n} others"),
+        }));
+    }
+
+    /// Gives the connection to `id` up: it is closed, its tile says why, and (when `tell`)
+    /// the other side is told, so that it shows the same.
+    fn give_up(&mut self, id: ClientId, why: Unreachable, tell: bool, out: &mut Vec<Command>) {
+        self.peers.remove(&id);
+        self.failed.insert(id.clone(), why);
+        if tell && self.link == Link::Up && self.in_room {
+            let notice = PeerFailedNotice {
+                peer_failed: why.wire().to_owned(),
+            };
+            let json = serde_json::to_string(&notice).expect("a notice serializes");
+            out.push(Command::Send(ClientMessage::Message {
+                target_id: Some(id.clone()),
+                content: Payload::from_json(json).expect("valid JSON"),
+            }));
+        }
+        out.push(Command::Status(format!(
+            "{}: {}",
+            self.label(&id),
+            why.describe()
+        )));
+        out.push(Command::PeerFailed(id, why));
+    }
+
+    /// A connection that did not come up, or went down for good: restarted while restarts
+    /// may help (it worked before), else given up.
+    fn peer_failed(&mut self, id: ClientId, out: &mut Vec<Command>) {
+        let relay_up = self.link == Link::Up;
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.up = false;
+        if peer.ever_up && peer.restarts < MAX_ICE_RESTARTS && relay_up {
+            peer.restarts += 1;
+            peer.attempt += 1;
+            let attempt = peer.attempt;
+            out.push(Command::PeerReconnecting(id.clone(), true));
+            out.push(Command::RestartIce(id.clone()));
+            out.push(Command::WatchPeer(id, attempt, CONNECT_TIMEOUT_MS));
+        } else {
+            let why = self.unreachable();
+            self.give_up(id, why, true, out);
+        }
     }
 
     /// Sets the room password sent with the next joins (`None`: no password).
@@ -560,29 +724,32 @@ impl Core {
                 }
             }
             Event::PeerState(id, link) => {
-                let label = self.label(&id);
                 let Some(peer) = self.peers.get_mut(&id) else {
                     return out;
                 };
                 match link {
                     PeerLink::Connected => {
                         peer.restarts = 0;
+                        peer.up = true;
+                        peer.ever_up = true;
+                        // Whatever deadline is pending was for an attempt that succeeded.
+                        peer.attempt += 1;
                         out.push(Command::PeerReconnecting(id, false));
                     }
-                    PeerLink::Disconnected => out.push(Command::PeerReconnecting(id, true)),
-                    PeerLink::Failed
-                        if peer.restarts < MAX_ICE_RESTARTS && self.link == Link::Up =>
-                    {
-                        peer.restarts += 1;
-                        out.push(Command::PeerReconnecting(id.clone(), true));
-                        out.push(Command::RestartIce(id));
+                    PeerLink::Disconnected => {
+                        peer.up = false;
+                        out.push(Command::PeerReconnecting(id, true));
                     }
-                    PeerLink::Failed => {
-                        // It could not recover: the peer goes, with its tile.
-                        self.peers.remove(&id);
-                        out.push(Command::ClosePeer(id));
-                        out.push(Command::Status(format!("connection to {label} failed")));
-                    }
+                    PeerLink::Failed => self.peer_failed(id, &mut out),
+                }
+            }
+            Event::PeerDeadline(id, attempt) => {
+                let due = self
+                    .peers
+                    .get(&id)
+                    .is_some_and(|p| p.attempt == attempt && !p.up);
+                if due {
+                    self.peer_failed(id, &mut out);
                 }
             }
         }
@@ -610,8 +777,15 @@ impl Core {
                 self.me = Some(client_id);
                 // A new session: peers of the old one can't be reached any more.
                 self.close_all(out);
-                if !ice_servers.is_empty() {
+                if !ice_servers.is_empty() && !self.ice.from_page {
+                    self.turn = ice_servers.iter().any(IceServer::is_turn);
                     out.push(Command::UseIceServers(ice_servers));
+                }
+                if self.ice.relay_only && !self.turn {
+                    out.push(Command::Status(format!(
+                        "{}: calls cannot connect",
+                        Unreachable::RelayOnlyWithoutTurn.describe()
+                    )));
                 }
                 // A new session tries the name as it is first.
                 self.name_suffix = 0;
@@ -636,27 +810,32 @@ impl Core {
                 for p in peers {
                     self.names.insert(p.client_id, p.user_id);
                 }
-                let n = members.len();
+                for id in &members {
+                    self.names
+                        .entry(id.clone())
+                        .or_insert_with(|| UserId::from(id.clone()));
+                }
+                self.room = Some(room_id);
                 // The offerer rule: the newcomer offers to everyone already there.
                 for id in members {
                     self.create_peer(id, true, out);
                 }
-                out.push(Command::Status(match n {
-                    0 => format!("in room {room_id}: waiting for others"),
-                    1 => format!("in room {room_id} with 1 other"),
-                    n => format!("in room {room_id} with {n} others"),
-                }));
+                self.room_status(out);
             }
             ServerMessage::UserJoined { user_id, client_id } => {
                 // The newcomer offers; its tile appears with its offer.
                 self.names.insert(client_id, user_id);
+                self.room_status(out);
             }
             ServerMessage::UserLeft { client_id, .. } => {
                 self.early.remove(&client_id);
-                if self.peers.remove(&client_id).is_some() {
+                let failed = self.failed.remove(&client_id).is_some();
+                if self.peers.remove(&client_id).is_some() || failed {
                     out.push(Command::ClosePeer(client_id.clone()));
                 }
-                self.names.remove(&client_id);
+                if self.names.remove(&client_id).is_some() {
+                    self.room_status(out);
+                }
             }
             ServerMessage::Left { .. } => self.in_room = false,
             ServerMessage::JoinError {
@@ -693,9 +872,17 @@ impl Core {
             ServerMessage::Error { message, .. } => {
                 out.push(Command::Status(format!("relay refused: {message}")));
             }
-            ServerMessage::Message { content, .. } => {
-                // Chat that came through the relay (the sender's channel to us was not open).
-                if let Ok(line) = content.parse::<ChatLine>() {
+            ServerMessage::Message {
+                from_id, content, ..
+            } => {
+                if let Ok(notice) = content.parse::<PeerFailedNotice>() {
+                    // The other side gave our connection up: show the same, without answering.
+                    let why = Unreachable::from_wire(&notice.peer_failed);
+                    if let (Some(why), true) = (why, self.peers.contains_key(&from_id)) {
+                        self.give_up(from_id, why, false, out);
+                    }
+                } else if let Ok(line) = content.parse::<ChatLine>() {
+                    // Chat that came through the relay (the sender's channel to us was not open).
                     out.push(Command::ShowChat { line, own: false });
                 }
             }
@@ -707,10 +894,16 @@ impl Core {
     }
 
     fn on_offer(&mut self, from: ClientId, sdp: Payload, out: &mut Vec<Command>) {
+        if self.failed.remove(&from).is_some() {
+            // It tries again (its network may have changed): a new connection, a new tile.
+            out.push(Command::ClosePeer(from.clone()));
+        }
         if !self.peers.contains_key(&from) {
             self.create_peer(from.clone(), false, out);
         }
-        let peer = self.peers.get_mut(&from).expect("created above");
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return; // Given up at once (relay-only without TURN).
+        };
         let collision = peer.making_offer || peer.signaling != Signaling::Stable;
         peer.ignore_offer = !peer.polite && collision;
         if peer.ignore_offer {
@@ -734,10 +927,23 @@ impl Core {
             pending: self.early.remove(&id).unwrap_or_default(),
             chat_open: false,
             restarts: 0,
+            up: false,
+            ever_up: false,
+            attempt: 0,
         };
         self.peers.insert(id.clone(), peer);
         let label = self.label(&id);
-        out.push(Command::CreatePeer { id, label, offerer });
+        out.push(Command::CreatePeer {
+            id: id.clone(),
+            label,
+            offerer,
+        });
+        if self.ice.relay_only && !self.turn {
+            // Nothing could connect: say so now rather than after the deadline.
+            self.give_up(id, Unreachable::RelayOnlyWithoutTurn, true, out);
+            return;
+        }
+        out.push(Command::WatchPeer(id, 0, CONNECT_TIMEOUT_MS));
     }
 
     fn label(&self, id: &ClientId) -> String {
@@ -749,6 +955,9 @@ impl Core {
 
     fn close_all(&mut self, out: &mut Vec<Command>) {
         for (id, _) in std::mem::take(&mut self.peers) {
+            out.push(Command::ClosePeer(id));
+        }
+        for (id, _) in std::mem::take(&mut self.failed) {
             out.push(Command::ClosePeer(id));
         }
         self.early.clear();

@@ -1,6 +1,8 @@
 //! Connection quality from WebRTC statistics: the pure part (the web layer reads `getStats()`
 //! into [`Sample`]s). Two samples a few seconds apart give the inbound bitrate and the packet
-//! loss over that interval; with the round-trip time they grade the connection.
+//! loss over that interval; with the round-trip time they grade the connection. What is not
+//! known (no round-trip time yet, no packets over the interval, no earlier sample) is shown as
+//! unknown, never counted as zero: a connection that is not up is never graded "good".
 
 /// What one `getStats()` of a peer connection says, summed over its inbound RTP streams.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -37,6 +39,8 @@ pub fn speaking(prev: Option<&Sample>, now: &Sample) -> bool {
 /// A simple grade for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grade {
+    /// No round-trip time or no packets over the interval: nothing to grade.
+    Unknown,
     /// RTT under 150 ms and loss under 2%.
     Good,
     /// RTT under 400 ms and loss under 8%.
@@ -49,6 +53,7 @@ impl Grade {
     /// The grade as a word (also the tile's `data-quality`).
     pub fn as_str(self) -> &'static str {
         match self {
+            Grade::Unknown => "unknown",
             Grade::Good => "good",
             Grade::Fair => "fair",
             Grade::Poor => "poor",
@@ -56,15 +61,15 @@ impl Grade {
     }
 }
 
-/// The quality over the interval between two samples.
+/// The quality over the interval between two samples (`None`: not known).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Quality {
     /// Round-trip time, ms.
     pub rtt_ms: Option<f64>,
-    /// Inbound bitrate, kbit/s.
-    pub kbps: f64,
-    /// Packets lost over the interval, percent of those expected.
-    pub loss_pct: f64,
+    /// Inbound bitrate, kbit/s (needs an earlier sample).
+    pub kbps: Option<f64>,
+    /// Packets lost over the interval, percent of those expected (needs packets).
+    pub loss_pct: Option<f64>,
     /// The grade.
     pub grade: Grade,
 }
@@ -77,23 +82,13 @@ pub fn quality(prev: Option<&Sample>, now: &Sample) -> Quality {
     let received = now.packets_received.saturating_sub(base.packets_received);
     let lost = now.packets_lost.saturating_sub(base.packets_lost);
     let expected = received + lost;
-    let loss_pct = if expected == 0 {
-        0.0
-    } else {
-        100.0 * lost as f64 / expected as f64
-    };
-    let kbps = if prev.is_some() {
-        bytes as f64 * 8.0 / 1000.0 / secs
-    } else {
-        0.0
-    };
-    let rtt = now.rtt_ms.unwrap_or(0.0);
-    let grade = if rtt < 150.0 && loss_pct < 2.0 {
-        Grade::Good
-    } else if rtt < 400.0 && loss_pct < 8.0 {
-        Grade::Fair
-    } else {
-        Grade::Poor
+    let loss_pct = (expected > 0).then(|| 100.0 * lost as f64 / expected as f64);
+    let kbps = prev.map(|_| bytes as f64 * 8.0 / 1000.0 / secs);
+    let grade = match (now.rtt_ms, loss_pct) {
+        (Some(rtt), Some(loss)) if rtt < 150.0 && loss < 2.0 => Grade::Good,
+        (Some(rtt), Some(loss)) if rtt < 400.0 && loss < 8.0 => Grade::Fair,
+        (Some(_), Some(_)) => Grade::Poor,
+        _ => Grade::Unknown,
     };
     Quality {
         rtt_ms: now.rtt_ms,
@@ -104,21 +99,21 @@ pub fn quality(prev: Option<&Sample>, now: &Sample) -> Quality {
 }
 
 impl Quality {
-    /// The line shown on a tile, e.g. `good · 12 ms · 1.2 Mb/s · 0.0% loss`.
+    /// The line shown on a tile, e.g. `good · 12 ms · 1.2 Mb/s · 0.0% loss`; unknown figures
+    /// are dashes (`unknown · – ms · – kb/s · –% loss`).
     pub fn describe(&self) -> String {
-        let rate = if self.kbps >= 1000.0 {
-            format!("{:.1} Mb/s", self.kbps / 1000.0)
-        } else {
-            format!("{:.0} kb/s", self.kbps)
+        let rate = match self.kbps {
+            Some(k) if k >= 1000.0 => format!("{:.1} Mb/s", k / 1000.0),
+            Some(k) => format!("{k:.0} kb/s"),
+            None => "– kb/s".to_owned(),
         };
         let rtt = self
             .rtt_ms
             .map_or_else(|| "– ms".to_owned(), |r| format!("{r:.0} ms"));
-        format!(
-            "{} · {rtt} · {rate} · {:.1}% loss",
-            self.grade.as_str(),
-            self.loss_pct
-        )
+        let loss = self
+            .loss_pct
+            .map_or_else(|| "–%".to_owned(), |l| format!("{l:.1}%"));
+        format!("{} · {rtt} · {rate} · {loss} loss", self.grade.as_str())
     }
 }
 
@@ -143,8 +138,8 @@ mod tests {
         let a = sample(0.0, 20.0, 0, 0, 0);
         let b = sample(2000.0, 20.0, 250_000, 990, 10);
         let q = quality(Some(&a), &b);
-        assert_eq!(q.kbps, 1000.0);
-        assert!((q.loss_pct - 1.0).abs() < 1e-9);
+        assert_eq!(q.kbps, Some(1000.0));
+        assert!((q.loss_pct.unwrap() - 1.0).abs() < 1e-9);
         assert_eq!(q.grade, Grade::Good);
         assert_eq!(q.describe(), "good · 20 ms · 1.0 Mb/s · 1.0% loss");
     }
@@ -190,6 +185,30 @@ mod tests {
             Grade::Good
         );
         // Without a previous sample there is no rate yet.
-        assert_eq!(quality(None, &sample(1000.0, 20.0, 5000, 10, 0)).kbps, 0.0);
+        assert_eq!(quality(None, &sample(1000.0, 20.0, 5000, 10, 0)).kbps, None);
+    }
+
+    #[test]
+    fn unknown_figures_are_shown_as_unknown_never_as_good() {
+        // No round-trip time (never connected, or failing): unknown, not 0 ms and good.
+        let no_rtt = Sample {
+            rtt_ms: None,
+            ..sample(1000.0, 0.0, 0, 0, 0)
+        };
+        let q = quality(Some(&sample(0.0, 0.0, 0, 0, 0)), &no_rtt);
+        assert_eq!(q.grade, Grade::Unknown);
+        assert_eq!(q.describe(), "unknown · – ms · 0 kb/s · –% loss");
+        // A round-trip time but no packets over the interval: nothing flows, nothing to grade.
+        let stalled = quality(
+            Some(&sample(0.0, 20.0, 900, 50, 0)),
+            &sample(1000.0, 20.0, 900, 50, 0),
+        );
+        assert_eq!(stalled.grade, Grade::Unknown);
+        assert_eq!(stalled.loss_pct, None);
+        // The first sample has no rate.
+        assert_eq!(
+            quality(None, &no_rtt).describe(),
+            "unknown · – ms · – kb/s · –% loss"
+        );
     }
 }

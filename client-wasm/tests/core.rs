@@ -3,7 +3,10 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use client_wasm::core::{Command, Core, Event, MediaKind, PeerLink, SdpKind, reconnect_delay};
+use client_wasm::core::{
+    CONNECT_TIMEOUT_MS, Command, Core, Event, IcePolicy, MediaKind, PeerLink, SdpKind, Unreachable,
+    reconnect_delay,
+};
 use protocol::{
     ClientId, ClientMessage, ErrorCode, Payload, PeerInfo, RoomId, ServerMessage, UserId,
 };
@@ -90,18 +93,20 @@ fn the_newcomer_offers_to_every_member() {
     let mut core = welcomed("m");
     let cmds = core.handle(joined(&["a", "b"]));
     assert_eq!(
-        &cmds[..2],
+        &cmds[..4],
         &[
             Command::CreatePeer {
                 id: cid("a"),
                 label: "user-a".into(),
                 offerer: true
             },
+            Command::WatchPeer(cid("a"), 0, CONNECT_TIMEOUT_MS),
             Command::CreatePeer {
                 id: cid("b"),
                 label: "user-b".into(),
                 offerer: true
             },
+            Command::WatchPeer(cid("b"), 0, CONNECT_TIMEOUT_MS),
         ]
     );
     // The offer starts when the browser asks for negotiation, and is sent once created.
@@ -142,7 +147,10 @@ fn members_do_not_offer_to_a_newcomer_but_answer_it() {
         user_id: UserId::new("nina").unwrap(),
         client_id: cid("n"),
     };
-    assert_eq!(core.handle(Event::Signal(user_joined)), vec![]);
+    assert_eq!(
+        core.handle(Event::Signal(user_joined)),
+        vec![Command::Status("in room room with 1 other".into())]
+    );
     let cmds = core.handle(offer_from("n", "o"));
     assert_eq!(
         cmds,
@@ -152,6 +160,7 @@ fn members_do_not_offer_to_a_newcomer_but_answer_it() {
                 label: "nina".into(),
                 offerer: false
             },
+            Command::WatchPeer(cid("n"), 0, CONNECT_TIMEOUT_MS),
             Command::SetRemoteDescription(cid("n"), SdpKind::Offer, sdp("o")),
         ]
     );
@@ -324,17 +333,25 @@ fn peers_are_torn_down_on_leave_failure_and_hang_up() {
     };
     assert_eq!(
         core.handle(Event::Signal(left.clone())),
-        vec![Command::ClosePeer(cid("a"))]
+        vec![
+            Command::ClosePeer(cid("a")),
+            Command::Status("in room room with 2 others".into())
+        ]
     );
     // A second notice for the same peer does nothing.
     assert_eq!(core.handle(Event::Signal(left)), vec![]);
-    // A failed connection is restarted, and given up only when restarts do not help.
+    // A connection that worked and then failed is restarted, and given up only when restarts
+    // do not help: its tile stays, saying why.
+    core.handle(Event::PeerState(cid("b"), PeerLink::Connected));
     for _ in 0..client_wasm::core::MAX_ICE_RESTARTS {
         let cmds = core.handle(Event::PeerState(cid("b"), PeerLink::Failed));
-        assert_eq!(cmds.last(), Some(&Command::RestartIce(cid("b"))));
+        assert!(cmds.contains(&Command::RestartIce(cid("b"))), "{cmds:?}");
     }
     let cmds = core.handle(Event::PeerState(cid("b"), PeerLink::Failed));
-    assert_eq!(cmds[0], Command::ClosePeer(cid("b")));
+    assert_eq!(
+        cmds.last(),
+        Some(&Command::PeerFailed(cid("b"), Unreachable::NeedsTurn))
+    );
     assert_eq!(core.peer_ids().collect::<Vec<_>>(), vec![&cid("c")]);
     let cmds = core.handle(Event::Leave);
     assert_eq!(
@@ -344,6 +361,11 @@ fn peers_are_torn_down_on_leave_failure_and_hang_up() {
         })
     );
     assert_eq!(cmds[1], Command::ClosePeer(cid("c")));
+    assert_eq!(
+        cmds[2],
+        Command::ClosePeer(cid("b")),
+        "the failed tile goes too"
+    );
     assert_eq!(core.peer_ids().count(), 0);
 }
 
@@ -673,17 +695,24 @@ fn screen_sharing_starts_stops_and_ends_from_the_browser() {
 fn a_failed_connection_is_restarted_and_shows_reconnecting_until_it_recovers() {
     let mut core = welcomed("m");
     core.handle(joined(&["a"]));
+    core.handle(Event::PeerState(cid("a"), PeerLink::Connected));
     assert_eq!(
         core.handle(Event::PeerState(cid("a"), PeerLink::Disconnected)),
         vec![Command::PeerReconnecting(cid("a"), true)]
     );
+    let cmds = core.handle(Event::PeerState(cid("a"), PeerLink::Failed));
     assert_eq!(
-        core.handle(Event::PeerState(cid("a"), PeerLink::Failed)),
-        vec![
+        &cmds[..2],
+        &[
             Command::PeerReconnecting(cid("a"), true),
             Command::RestartIce(cid("a"))
         ]
     );
+    // The restart has a deadline of its own.
+    assert!(matches!(
+        cmds[2],
+        Command::WatchPeer(ref id, _, CONNECT_TIMEOUT_MS) if *id == cid("a")
+    ));
     // The restart renegotiates through the usual offer path.
     assert_eq!(
         core.handle(Event::NegotiationNeeded(cid("a"))),
@@ -696,7 +725,7 @@ fn a_failed_connection_is_restarted_and_shows_reconnecting_until_it_recovers() {
     // Recovered: the restart budget is whole again.
     for _ in 0..client_wasm::core::MAX_ICE_RESTARTS {
         let cmds = core.handle(Event::PeerState(cid("a"), PeerLink::Failed));
-        assert_eq!(cmds.last(), Some(&Command::RestartIce(cid("a"))));
+        assert!(cmds.contains(&Command::RestartIce(cid("a"))), "{cmds:?}");
     }
 }
 
@@ -711,4 +740,232 @@ fn recording_starts_and_stops() {
         core.handle(Event::RecordToggle),
         vec![Command::StopRecording]
     );
+}
+
+fn user_joined(id: &str) -> Event {
+    Event::Signal(ServerMessage::UserJoined {
+        user_id: UserId::new(format!("user-{id}")).unwrap(),
+        client_id: cid(id),
+    })
+}
+
+fn user_left(id: &str) -> Event {
+    Event::Signal(ServerMessage::UserLeft {
+        user_id: UserId::new(format!("user-{id}")).unwrap(),
+        client_id: cid(id),
+    })
+}
+
+fn statuses(cmds: &[Command]) -> Vec<&str> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Status(s) => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_status_follows_the_member_count() {
+    let mut core = welcomed("m");
+    assert_eq!(
+        statuses(&core.handle(joined(&[]))),
+        ["in room room: waiting for others"]
+    );
+    assert_eq!(
+        statuses(&core.handle(user_joined("a"))),
+        ["in room room with 1 other"]
+    );
+    assert_eq!(
+        statuses(&core.handle(user_joined("b"))),
+        ["in room room with 2 others"]
+    );
+    assert_eq!(
+        statuses(&core.handle(user_left("a"))),
+        ["in room room with 1 other"]
+    );
+    assert_eq!(
+        statuses(&core.handle(user_left("b"))),
+        ["in room room: waiting for others"]
+    );
+    // A reference relay's `joined` has members but no `peers`: they count too.
+    let mut core = welcomed("m");
+    let bare = Event::Signal(ServerMessage::Joined {
+        room_id: room(),
+        members: vec![cid("x"), cid("y")],
+        peers: vec![],
+    });
+    assert_eq!(statuses(&core.handle(bare)), ["in room room with 2 others"]);
+}
+
+/// The notice a page sends the other side when it gives their connection up.
+fn failed_notice(to: &str, why: &str) -> Command {
+    Command::Send(ClientMessage::Message {
+        target_id: Some(cid(to)),
+        content: Payload::from_json(format!(r#"{{"peerFailed":"{why}"}}"#)).unwrap(),
+    })
+}
+
+#[test]
+fn a_connection_that_never_comes_up_is_given_up_on_both_sides_at_its_deadline() {
+    let mut core = welcomed("m");
+    core.handle(joined(&["a", "b"]));
+    // b connects: its deadline, when it comes, is stale.
+    core.handle(Event::PeerState(cid("b"), PeerLink::Connected));
+    assert_eq!(core.handle(Event::PeerDeadline(cid("b"), 0)), vec![]);
+    // a never does: given up, the other side told, the tile kept with the reason.
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), 0));
+    assert_eq!(
+        cmds,
+        vec![
+            failed_notice("a", "needs-turn"),
+            Command::Status(
+                "user-a: can't connect directly; this network needs a TURN server".into()
+            ),
+            Command::PeerFailed(cid("a"), Unreachable::NeedsTurn),
+        ]
+    );
+    assert_eq!(core.peer_ids().collect::<Vec<_>>(), vec![&cid("b")]);
+    // Its late events change nothing; its leaving removes the tile.
+    assert_eq!(core.handle(Event::PeerDeadline(cid("a"), 0)), vec![]);
+    assert_eq!(
+        core.handle(Event::PeerState(cid("a"), PeerLink::Failed)),
+        vec![]
+    );
+    let cmds = core.handle(user_left("a"));
+    assert_eq!(cmds[0], Command::ClosePeer(cid("a")));
+
+    // The other side shows the same on the notice, without answering it.
+    let mut other = welcomed("a");
+    other.handle(joined(&["m"]));
+    let notice = Event::Signal(ServerMessage::Message {
+        from_id: cid("m"),
+        from_user_id: UserId::new("me").unwrap(),
+        content: Payload::from_json(r#"{"peerFailed":"needs-turn"}"#).unwrap(),
+    });
+    let cmds = other.handle(notice.clone());
+    assert_eq!(
+        cmds.last(),
+        Some(&Command::PeerFailed(cid("m"), Unreachable::NeedsTurn))
+    );
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Send(_))),
+        "no notice back: {cmds:?}"
+    );
+    assert_eq!(other.handle(notice), vec![], "a second notice does nothing");
+    // An offer from it later (its network changed) starts a new connection and tile.
+    let cmds = other.handle(offer_from("m", "again"));
+    assert_eq!(cmds[0], Command::ClosePeer(cid("m")));
+    assert!(matches!(
+        cmds[1],
+        Command::CreatePeer { offerer: false, .. }
+    ));
+}
+
+#[test]
+fn an_unanswered_ice_restart_times_out_and_the_peer_is_given_up() {
+    let mut core = welcomed("m");
+    core.handle(joined(&["a"]));
+    core.handle(Event::PeerState(cid("a"), PeerLink::Connected));
+    let mut attempt = None;
+    for _ in 0..client_wasm::core::MAX_ICE_RESTARTS {
+        let cmds = match attempt {
+            None => core.handle(Event::PeerState(cid("a"), PeerLink::Failed)),
+            // The restart's offer was never answered: its deadline passes.
+            Some(n) => core.handle(Event::PeerDeadline(cid("a"), n)),
+        };
+        assert!(cmds.contains(&Command::RestartIce(cid("a"))), "{cmds:?}");
+        attempt = cmds.iter().find_map(|c| match c {
+            Command::WatchPeer(_, n, _) => Some(*n),
+            _ => None,
+        });
+    }
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), attempt.unwrap()));
+    assert_eq!(cmds[0], failed_notice("a", "needs-turn"));
+    assert_eq!(
+        cmds.last(),
+        Some(&Command::PeerFailed(cid("a"), Unreachable::NeedsTurn))
+    );
+}
+
+#[test]
+fn with_a_turn_server_the_reason_says_even_through_it() {
+    let mut core = Core::new(None);
+    core.handle(Event::Join(room()));
+    core.handle(Event::SignalOpen);
+    core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m"),
+        ice_servers: vec![protocol::IceServer {
+            urls: vec!["turn:t.example:3478".into()],
+            username: Some("u".into()),
+            credential: Some("c".into()),
+        }],
+        resume_token: None,
+        resumed: false,
+    }));
+    core.handle(joined(&["a"]));
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), 0));
+    assert_eq!(
+        cmds.last(),
+        Some(&Command::PeerFailed(cid("a"), Unreachable::EvenThroughTurn))
+    );
+}
+
+#[test]
+fn relay_only_without_a_turn_server_is_refused_up_front() {
+    let relay_only = IcePolicy {
+        relay_only: true,
+        from_page: false,
+        page_turn: false,
+    };
+    let mut core = Core::new(None);
+    core.set_ice_policy(relay_only);
+    core.handle(Event::Join(room()));
+    core.handle(Event::SignalOpen);
+    let cmds = core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m"),
+        ice_servers: vec![],
+        resume_token: None,
+        resumed: false,
+    }));
+    assert!(
+        statuses(&cmds)
+            .iter()
+            .any(|s| s.contains("relay-only mode needs a TURN server")),
+        "{cmds:?}"
+    );
+    // Every peer is refused at once, and its side told.
+    let cmds = core.handle(joined(&["a"]));
+    assert!(matches!(cmds[0], Command::CreatePeer { .. }));
+    assert!(cmds.contains(&failed_notice("a", "relay-only-without-turn")));
+    assert!(cmds.contains(&Command::PeerFailed(
+        cid("a"),
+        Unreachable::RelayOnlyWithoutTurn
+    )));
+    assert!(!cmds.iter().any(|c| matches!(c, Command::WatchPeer(..))));
+    let cmds = core.handle(offer_from("b", "o"));
+    assert!(
+        !cmds
+            .iter()
+            .any(|c| matches!(c, Command::SetRemoteDescription(..))),
+        "{cmds:?}"
+    );
+
+    // With a TURN server from the relay, relay-only calls go ahead.
+    let mut core = Core::new(None);
+    core.set_ice_policy(relay_only);
+    core.handle(Event::Join(room()));
+    core.handle(Event::SignalOpen);
+    core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m"),
+        ice_servers: vec![protocol::IceServer {
+            urls: vec!["turn:t.example:3478".into()],
+            username: None,
+            credential: None,
+        }],
+        resume_token: None,
+        resumed: false,
+    }));
+    let cmds = core.handle(joined(&["a"]));
+    assert!(cmds.contains(&Command::WatchPeer(cid("a"), 0, CONNECT_TIMEOUT_MS)));
 }

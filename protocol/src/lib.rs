@@ -25,5 +25,5 @@ mod messages;
 pub use decode::DecodeError;
 pub use ids::{ClientId, IdError, MAX_ID_CHARS, RoomId, UserId, forbidden_in_id};
 pub use messages::{
-    ClientMessage, ErrorCode, IceServer, Payload, PeerInfo, RoomInfo, ServerMessage,
+    ClientMessage, ErrorCode, IceServer, Payload, PeerInfo, RoomInfo, ServerMessage, is_turn_url,
 };

@@ -168,6 +168,19 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+impl IceServer {
+    /// Whether it is a TURN server (one of its URLs is `turn:` or `turns:`).
+    pub fn is_turn(&self) -> bool {
+        self.urls.iter().any(|u| is_turn_url(u))
+    }
+}
+
+/// Whether an ICE server URL names a TURN server (`turn:` or `turns:`).
+pub fn is_turn_url(url: &str) -> bool {
+    let scheme = url.trim().split(':').next().unwrap_or("");
+    scheme.eq_ignore_ascii_case("turn") || scheme.eq_ignore_ascii_case("turns")
+}
+
 /// One room in a `rooms` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1288,3 +1288,23 @@ fn every_error_code_is_listed_once_at_its_index_with_its_wire_name() {
         assert_eq!(serde_json::from_str::<ErrorCode>(&wire).unwrap(), code);
     }
 }
+
+#[test]
+fn turn_servers_are_told_by_their_urls() {
+    for (url, turn) in [
+        ("turn:t.example:3478", true),
+        ("TURNS:t.example:5349?transport=tcp", true),
+        ("stun:s.example", false),
+        ("turnip:x", false),
+        ("", false),
+    ] {
+        assert_eq!(protocol::is_turn_url(url), turn, "{url}");
+    }
+    let server = |urls: &[&str]| protocol::IceServer {
+        urls: urls.iter().map(|u| u.to_string()).collect(),
+        username: None,
+        credential: None,
+    };
+    assert!(server(&["stun:s", "turn:t"]).is_turn());
+    assert!(!server(&["stun:s"]).is_turn());
+}

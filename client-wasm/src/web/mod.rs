@@ -112,6 +112,8 @@ pub struct PageConfig {
     pub password: Option<String>,
     /// Only relayed (TURN) candidates (`?relay=only`).
     pub relay_only: bool,
+    /// Whether the page's own ICE servers include a TURN server.
+    pub page_turn: bool,
 }
 
 impl PageConfig {
@@ -162,6 +164,7 @@ impl PageConfig {
             ice_from_page,
             password: non_empty("password"),
             relay_only: params.get("relay").as_deref() == Some("only"),
+            page_turn: ice.split(',').any(protocol::is_turn_url),
         })
     }
 }
@@ -291,10 +294,16 @@ async fn run() -> Result<(), WebError> {
             events.send(AppEvent::DevicesChanged);
         })
     });
+    let mut core = Core::new(None);
+    core.set_ice_policy(crate::core::IcePolicy {
+        relay_only: config.relay_only,
+        from_page: config.ice_from_page,
+        page_turn: config.page_turn,
+    });
     let mut app = App {
         _device_change: device_change,
         _stats_timer: stats_timer,
-        core: Core::new(None),
+        core,
         ui,
         peers: BTreeMap::new(),
         local: None,
@@ -514,7 +523,7 @@ impl App {
                 }
             }
             AppEvent::StatsTick => {
-                for (id, peer) in &self.peers {
+                for (id, peer) in self.peers.iter().filter(|(_, p)| !p.failed()) {
                     let (id, pc, events) = (id.clone(), peer.pc().clone(), self.events.clone());
                     wasm_bindgen_futures::spawn_local(async move {
                         // A connection closing meanwhile has no statistics: skip it this time.
@@ -525,7 +534,7 @@ impl App {
                 }
             }
             AppEvent::Stats(id, sample) => {
-                if let Some(peer) = self.peers.get_mut(&id) {
+                if let Some(peer) = self.peers.get_mut(&id).filter(|p| !p.failed()) {
                     peer.show_sample(sample);
                 }
             }
@@ -731,6 +740,16 @@ impl App {
             Command::RestartIce(id) => {
                 if let Some(peer) = self.peers.get(&id) {
                     peer.restart_ice()?;
+                }
+            }
+            Command::WatchPeer(id, attempt, ms) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.watch(&id, attempt, ms, &self.events);
+                }
+            }
+            Command::PeerFailed(id, why) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.fail(why.describe());
                 }
             }
             Command::PeerReconnecting(id, on) => {

@@ -26,6 +26,10 @@ pub struct Peer {
     chat: web_sys::RtcDataChannel,
     tile: Element,
     tracks_attached: bool,
+    /// The core's deadline for this connection to come up (cancelled when dropped).
+    deadline: Option<gloo_timers::callback::Timeout>,
+    /// Given up: closed, its tile saying why (no statistics any more).
+    failed: bool,
     _listeners: Vec<Listener>,
 }
 
@@ -174,6 +178,8 @@ impl Peer {
             chat,
             tile,
             tracks_attached: false,
+            deadline: None,
+            failed: false,
             _listeners: listeners,
         };
         if offerer {
@@ -269,6 +275,31 @@ impl Peer {
             .map_err(|_| WebError::new("restartIce", "not supported by this browser"))?;
         f.call0(self.pc.as_ref()).map_err(js("restartIce"))?;
         Ok(())
+    }
+
+    /// Calls back with [`Event::PeerDeadline`] after `ms`, replacing an earlier deadline.
+    pub fn watch(&mut self, id: &ClientId, attempt: u32, ms: u32, events: &Events) {
+        let (id, events) = (id.clone(), events.clone());
+        self.deadline = Some(gloo_timers::callback::Timeout::new(ms, move || {
+            events.send(AppEvent::Core(Event::PeerDeadline(id, attempt)));
+        }));
+    }
+
+    /// Closes the connection but keeps the tile, which shows `why` (`data-failed`).
+    pub fn fail(&mut self, why: &str) {
+        self.failed = true;
+        self.deadline = None;
+        self.chat.close();
+        self.pc.close();
+        let _ = self.tile.remove_attribute("data-reconnecting");
+        let _ = self.tile.set_attribute("data-quality", "failed");
+        let _ = self.tile.set_attribute("data-failed", why);
+        self.stats_line.set_text_content(Some(why));
+    }
+
+    /// Whether the connection was given up.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// Shows on the tile whether the connection is reconnecting.
