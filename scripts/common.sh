@@ -91,6 +91,17 @@ ensure_coturn() {
   command -v turnserver >/dev/null || apt_install coturn
 }
 
+# The network lab's tools (e2e/src/netlab.rs): namespaces and veths (iproute2), NATs and loss
+# (nftables), the NFQUEUE that delays packets (iptables-legacy), rates (tc, iproute2).
+ensure_netlab() {
+  local missing=()
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v tc >/dev/null || missing+=(iproute2)
+  command -v nft >/dev/null || missing+=(nftables)
+  command -v iptables-legacy >/dev/null || missing+=(iptables)
+  if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+}
+
 # Builds the browser app into dist/ (release: size-optimized wasm).
 build_app() {
   log "building the browser app (trunk build --release)"

@@ -445,11 +445,17 @@ impl Core {
         let (Some(room), true) = (&self.room, self.in_room) else {
             return;
         };
-        out.push(Command::Status(match self.names.len() {
+        let mut status = match self.names.len() {
             0 => format!("in room {room}: waiting for others"),
             1 => format!("in room {room} with 1 other"),
             n => format!("in room {room} with {n} others"),
-        }));
+        };
+        if self.ice.relay_only && !self.turn {
+            // Said as long as it holds, not once and overwritten.
+            status.push_str(" · ");
+            status.push_str(Unreachable::RelayOnlyWithoutTurn.describe());
+        }
+        out.push(Command::Status(status));
     }
 
     /// Gives the connection to `id` up: it is closed, its tile says why, and (when `tell`)
@@ -772,6 +778,12 @@ impl Core {
                     out.push(Command::Status(
                         "reconnected to the relay (session resumed)".into(),
                     ));
+                    // Connections given up while away may work from here now (the network
+                    // came back, or changed): call them again, as a newcomer would.
+                    for (id, _) in std::mem::take(&mut self.failed) {
+                        out.push(Command::ClosePeer(id.clone()));
+                        self.create_peer(id, true, out);
+                    }
                     return;
                 }
                 self.me = Some(client_id);

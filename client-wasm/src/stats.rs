@@ -21,6 +21,55 @@ pub struct Sample {
     pub audio_energy: f64,
     /// The received audio's duration so far, seconds (`totalSamplesDuration`).
     pub audio_seconds: f64,
+    /// How the selected candidate pair gets through (`None`: no pair selected yet).
+    pub path: Option<Path>,
+    /// The received video's freezes so far (`freezeCount`) and their total length, seconds
+    /// (`totalFreezesDuration`).
+    pub freezes: u64,
+    /// See `freezes`.
+    pub freeze_seconds: f64,
+    /// The received video's frame rate now (`framesPerSecond`).
+    pub fps: Option<f64>,
+}
+
+/// How a connection's selected candidate pair gets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Host to host: no NAT in the way (or the same network).
+    Direct,
+    /// Through a NAT's mapping (a server- or peer-reflexive candidate on either side).
+    Reflexive,
+    /// Through a TURN server (a relayed candidate on either side).
+    Relayed,
+}
+
+impl Path {
+    /// The path of a pair with these candidate types (`host`, `srflx`, `prflx`, `relay`).
+    pub fn of(local: &str, remote: &str) -> Option<Path> {
+        let types = [local, remote];
+        if types
+            .iter()
+            .any(|t| !matches!(*t, "host" | "srflx" | "prflx" | "relay"))
+        {
+            return None;
+        }
+        Some(if types.contains(&"relay") {
+            Path::Relayed
+        } else if types.contains(&"srflx") || types.contains(&"prflx") {
+            Path::Reflexive
+        } else {
+            Path::Direct
+        })
+    }
+
+    /// The path as a word (the tile's `data-path`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Direct => "direct",
+            Path::Reflexive => "reflexive",
+            Path::Relayed => "relayed",
+        }
+    }
 }
 
 /// Audio level above which a peer counts as speaking.
@@ -130,6 +179,7 @@ mod tests {
             packets_lost: lost,
             audio_energy: 0.0,
             audio_seconds: 0.0,
+            ..Default::default()
         }
     }
 
@@ -186,6 +236,16 @@ mod tests {
         );
         // Without a previous sample there is no rate yet.
         assert_eq!(quality(None, &sample(1000.0, 20.0, 5000, 10, 0)).kbps, None);
+    }
+
+    #[test]
+    fn the_path_comes_from_the_candidate_types() {
+        assert_eq!(Path::of("host", "host"), Some(Path::Direct));
+        assert_eq!(Path::of("srflx", "host"), Some(Path::Reflexive));
+        assert_eq!(Path::of("host", "prflx"), Some(Path::Reflexive));
+        assert_eq!(Path::of("relay", "srflx"), Some(Path::Relayed));
+        assert_eq!(Path::of("srflx", "relay"), Some(Path::Relayed));
+        assert_eq!(Path::of("", "host"), None);
     }
 
     #[test]

@@ -934,8 +934,14 @@ fn relay_only_without_a_turn_server_is_refused_up_front() {
             .any(|s| s.contains("relay-only mode needs a TURN server")),
         "{cmds:?}"
     );
-    // Every peer is refused at once, and its side told.
+    // Every peer is refused at once, and its side told; the status keeps saying why.
     let cmds = core.handle(joined(&["a"]));
+    assert!(
+        statuses(&cmds)
+            .iter()
+            .any(|s| s.starts_with("in room room with 1 other · relay-only mode needs")),
+        "{cmds:?}"
+    );
     assert!(matches!(cmds[0], Command::CreatePeer { .. }));
     assert!(cmds.contains(&failed_notice("a", "relay-only-without-turn")));
     assert!(cmds.contains(&Command::PeerFailed(
@@ -968,4 +974,37 @@ fn relay_only_without_a_turn_server_is_refused_up_front() {
     }));
     let cmds = core.handle(joined(&["a"]));
     assert!(cmds.contains(&Command::WatchPeer(cid("a"), 0, CONNECT_TIMEOUT_MS)));
+}
+
+#[test]
+fn connections_given_up_while_away_are_called_again_when_the_session_resumes() {
+    let mut core = Core::new(Some(UserId::new("me").unwrap()));
+    core.handle(Event::Join(room()));
+    core.handle(Event::SignalOpen);
+    core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m"),
+        ice_servers: vec![],
+        resume_token: Some("t".into()),
+        resumed: false,
+    }));
+    core.handle(joined(&["a", "b"]));
+    core.handle(Event::PeerState(cid("b"), PeerLink::Connected));
+    // The link goes: a's connection is given up, the relay socket is lost.
+    core.handle(Event::PeerDeadline(cid("a"), 0));
+    core.handle(Event::SignalClosed);
+    core.handle(Event::ReconnectDue);
+    core.handle(Event::SignalOpen);
+    let cmds = core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m"),
+        ice_servers: vec![],
+        resume_token: Some("t2".into()),
+        resumed: true,
+    }));
+    // b's call goes on untouched; a is called again, as a newcomer would.
+    assert!(!cmds.contains(&Command::ClosePeer(cid("b"))), "{cmds:?}");
+    let a_again = cmds.iter().position(|c| *c == Command::ClosePeer(cid("a")));
+    let created = cmds.iter().position(
+        |c| matches!(c, Command::CreatePeer { id, offerer: true, .. } if *id == cid("a")),
+    );
+    assert!(a_again.is_some() && created > a_again, "{cmds:?}");
 }

@@ -7,14 +7,19 @@
 //! `body[data-client-id]`, `body[data-join-at]`, and one `#grid .tile[data-peer]` per remote
 //! peer, with `data-playing` and `data-first-frame-at` once its video shows a frame.
 
+pub mod netlab;
+
 use anyhow::{Context, Result, bail};
 use fantoccini::{Client, ClientBuilder, Locator};
+use netlab::Lab;
 use serde_json::{Value, json};
 use server::Config;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -50,20 +55,43 @@ pub fn artifacts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts")
 }
 
-/// A relay serving the app, plus a chromedriver.
+/// A relay serving the app, plus chromedrivers: one on this machine's loopback, and, for a
+/// relay in a network lab, one inside each home that opens a page.
 pub struct Harness {
     /// The relay's address.
     pub addr: SocketAddr,
     config: Config,
     stop: Option<oneshot::Sender<()>>,
     relay: Option<RelayTask>,
-    chromedriver: Child,
-    webdriver_url: String,
+    /// The lab the relay runs in (its public namespace), if any.
+    lab: Option<Arc<Lab>>,
+    /// By home (`None`: this machine's loopback).
+    drivers: std::sync::Mutex<HashMap<Option<usize>, Arc<Driver>>>,
 }
 
 impl Harness {
-    /// Starts the relay with `config` (its `static_dir` set to `dist/`) and chromedriver.
-    pub async fn start(mut config: Config) -> Result<Harness> {
+    /// Starts the relay with `config` (its `static_dir` set to `dist/`) on `127.0.0.1:0`, and
+    /// chromedriver.
+    pub async fn start(config: Config) -> Result<Harness> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let harness = Self::serve(listener, config, None)?;
+        let driver = Driver::start(None, None).await?;
+        harness.drivers()?.insert(None, Arc::new(driver));
+        Ok(harness)
+    }
+
+    /// Starts the relay in `lab`'s public namespace, on its public address; pages open in the
+    /// lab's homes ([`Harness::page_in`]).
+    pub async fn start_in(lab: Arc<Lab>, config: Config) -> Result<Harness> {
+        let listener = tokio::net::TcpListener::from_std(lab.listen_public(0)?)?;
+        Self::serve(listener, config, Some(lab))
+    }
+
+    fn serve(
+        listener: tokio::net::TcpListener,
+        mut config: Config,
+        lab: Option<Arc<Lab>>,
+    ) -> Result<Harness> {
         let dist = dist_dir();
         if !dist.join("index.html").exists() {
             bail!(
@@ -72,64 +100,72 @@ impl Harness {
             );
         }
         config.static_dir = Some(dist);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, relay) = spawn_relay(listener, config.clone());
-
-        let port = free_port()?;
-        let driver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        // Its own process group, so that its browsers go with it even when a failing test never
-        // closed its pages (see `Drop`).
-        let chromedriver = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start {driver} (install chromium-driver)"))?;
-        let harness = Harness {
+        Ok(Harness {
             addr,
             config,
             stop: Some(stop),
             relay: Some(relay),
-            chromedriver,
-            webdriver_url: format!("http://127.0.0.1:{port}"),
-        };
-        // chromedriver is ready when its port accepts connections.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if Instant::now() > deadline {
-                bail!("chromedriver did not listen on port {port}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(harness)
+            lab,
+            drivers: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
-    /// chromedriver's process id, which is also its process group's (its browsers are in it).
+    fn drivers(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Option<usize>, Arc<Driver>>>> {
+        self.drivers
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a thread panicked holding the drivers"))
+    }
+
+    /// The loopback chromedriver's process id, which is also its process group's (its
+    /// browsers are in it).
     pub fn driver_pid(&self) -> u32 {
-        self.chromedriver.id()
+        self.drivers()
+            .ok()
+            .and_then(|d| d.get(&None).map(|d| d.child.id()))
+            .unwrap_or(0)
     }
 
     /// The app's URL with `query` (e.g. `room=r&ice=`).
     pub fn url(&self, query: &str) -> String {
-        format!("http://{}/?{query}", self.addr)
+        format!("{}/?{query}", self.origin())
+    }
+
+    /// The app's origin, `http://addr:port`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Opens a new browser on the app with `query` and waits until the app is running.
     pub async fn page(&self, query: &str) -> Result<Page> {
+        self.open(None, query).await
+    }
+
+    /// Opens a page in the lab's home `home`.
+    pub async fn page_in(&self, home: usize, query: &str) -> Result<Page> {
+        self.open(Some(home), query).await
+    }
+
+    async fn open(&self, home: Option<usize>, query: &str) -> Result<Page> {
+        let driver = self.driver(home).await?;
+        let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
+        if home.is_some() {
+            // Not loopback, not https: without this the page gets no camera (no secure origin).
+            args.push(format!(
+                "--unsafely-treat-insecure-origin-as-secure={}",
+                self.origin()
+            ));
+        }
         let mut caps = serde_json::Map::new();
         let binary = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
         caps.insert(
             "goog:chromeOptions".into(),
-            json!({ "args": CHROME_ARGS, "binary": binary }),
+            json!({ "args": args, "binary": binary }),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
-            .connect(&self.webdriver_url)
+            .connect(&driver.url)
             .await
             .context("cannot open a browser session")?;
         client.goto(&self.url(query)).await?;
@@ -139,6 +175,21 @@ impl Harness {
         })
         .await?;
         Ok(page)
+    }
+
+    /// The chromedriver for `home` (started on first use).
+    async fn driver(&self, home: Option<usize>) -> Result<Arc<Driver>> {
+        if let Some(driver) = self.drivers()?.get(&home) {
+            return Ok(driver.clone());
+        }
+        let ns = match (home, &self.lab) {
+            (Some(k), Some(lab)) => Some(lab.home_ns(k)),
+            (Some(_), None) => bail!("pages in homes need a harness started in a lab"),
+            (None, _) => None,
+        };
+        let driver = Arc::new(Driver::start(ns, home).await?);
+        self.drivers()?.insert(home, driver.clone());
+        Ok(driver)
     }
 
     /// Shuts the relay down (every client gets a Close frame) and waits until it has stopped.
@@ -161,7 +212,7 @@ impl Harness {
         Ok(())
     }
 
-    /// Stops the relay and chromedriver.
+    /// Stops the relay and the chromedrivers.
     pub async fn stop(mut self) -> Result<()> {
         self.stop_relay().await
     }
@@ -180,18 +231,106 @@ fn spawn_relay(
     (stop, relay)
 }
 
-impl Drop for Harness {
+/// The port chromedriver listens on inside a lab home (each home's loopback is its own).
+const HOME_DRIVER_PORT: u16 = 9515;
+
+/// One chromedriver and the browsers it starts, in its own process group; inside a lab home,
+/// reached through a loopback port of this machine that forwards into the home.
+struct Driver {
+    child: Child,
+    url: String,
+    bridge: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Driver {
+    /// Starts chromedriver here (`ns` `None`) or inside namespace `ns`, and waits until it
+    /// accepts connections.
+    async fn start(ns: Option<String>, home: Option<usize>) -> Result<Driver> {
+        let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = match ns {
+            None => free_port()?,
+            Some(_) => HOME_DRIVER_PORT,
+        };
+        let mut command = match &ns {
+            None => Command::new(&program),
+            Some(ns) => Lab::command_in(ns, &program),
+        };
+        // Its own process group, so that its browsers go with it even when a failing test
+        // never closed its pages (see `Drop`).
+        let child = command
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {program} (install chromium-driver)"))?;
+        let mut driver = Driver {
+            child,
+            url: String::new(),
+            bridge: None,
+        };
+        let target = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let up = match &ns {
+                None => tokio::net::TcpStream::connect(target).await.is_ok(),
+                Some(ns) => Lab::connect_in(ns, target).await.is_ok(),
+            };
+            if up {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("chromedriver did not listen on port {port} (home {home:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        driver.url = match ns {
+            None => format!("http://127.0.0.1:{port}"),
+            Some(ns) => {
+                let (url, bridge) = bridge_into(ns, target).await?;
+                driver.bridge = Some(bridge);
+                url
+            }
+        };
+        Ok(driver)
+    }
+}
+
+/// A loopback port of this machine whose connections are forwarded to `target` inside `ns`.
+async fn bridge_into(
+    ns: String,
+    target: SocketAddr,
+) -> Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let task = tokio::spawn(async move {
+        while let Ok((mut outside, _)) = listener.accept().await {
+            let ns = ns.clone();
+            tokio::spawn(async move {
+                if let Ok(mut inside) = Lab::connect_in(&ns, target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
+                }
+            });
+        }
+    });
+    Ok((url, task))
+}
+
+impl Drop for Driver {
     /// Kills chromedriver's process group: chromedriver and every browser it started. Killing
     /// chromedriver alone would leave the browsers of pages a failing test never closed running
     /// (and loading the machine for the tests after it).
     fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.chromedriver.id()) {
+        if let Some(bridge) = self.bridge.take() {
+            bridge.abort();
+        }
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: kill(2) takes plain integers; a negative pid names the process group the
             // child leads (it was spawned with `process_group(0)`).
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
-        let _ = self.chromedriver.kill();
-        let _ = self.chromedriver.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -310,6 +449,28 @@ impl Page {
         self.tiles().await
     }
 
+    /// Clicks Join and waits until the relay has given the page its client id.
+    pub async fn join(&self) -> Result<()> {
+        self.click("join").await?;
+        self.wait_for("the client id", Duration::from_secs(20), |p| {
+            Box::pin(async move { Ok(p.client_id().await?.is_some()) })
+        })
+        .await
+    }
+
+    /// A `data-` attribute of the tile of `peer` (`None`: no such tile or attribute).
+    pub async fn tile_attr(&self, peer: &str, name: &str) -> Result<Option<String>> {
+        let v = self
+            .client
+            .execute(
+                "const t = document.querySelector(`#grid .tile[data-peer=\"${arguments[0]}\"]`); \
+                 return t ? t.getAttribute(arguments[1]) : null;",
+                vec![json!(peer), json!(name)],
+            )
+            .await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+
     /// Saves a PNG screenshot of the page.
     pub async fn screenshot(&self, path: &std::path::Path) -> Result<()> {
         let png = self.client.screenshot().await?;
@@ -330,6 +491,33 @@ impl Page {
         self.client.close().await?;
         Ok(())
     }
+}
+
+/// Every page's client id (once joined).
+pub async fn client_ids(pages: &[&Page]) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for p in pages {
+        ids.push(p.client_id().await?.context("a client id once joined")?);
+    }
+    Ok(ids)
+}
+
+/// Waits until every page shows exactly the other pages, each playing.
+pub async fn wait_full_mesh(pages: &[&Page], deadline: Duration) -> Result<()> {
+    let all = client_ids(pages).await?;
+    for (i, page) in pages.iter().enumerate() {
+        let others: Vec<String> = all
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let tiles = page.wait_playing(&others, deadline).await?;
+        if !tiles.iter().all(|t| t.video_width > 0) {
+            bail!("page {i}: {tiles:?}");
+        }
+    }
+    Ok(())
 }
 
 /// A TCP proxy in front of the relay whose connections can all be cut at once with a reset, to
@@ -385,20 +573,42 @@ impl Drop for BlipProxy {
     }
 }
 
-/// A coturn `turnserver` on a free loopback port with the TURN REST API secret `secret`, to
-/// relay media between test pages; it can be stopped and started again on the same port.
+/// A coturn `turnserver` with the TURN REST API secret `secret`, on a free loopback port or in
+/// a lab's public namespace, to relay media between test pages; it can be stopped and started
+/// again on the same port. It answers STUN too.
 pub struct TurnServer {
     /// Its UDP/TCP port.
     pub port: u16,
+    /// Its address.
+    pub ip: std::net::Ipv4Addr,
+    /// The namespace it runs in (`None`: this machine's).
+    ns: Option<String>,
     secret: String,
     child: Option<Child>,
 }
 
 impl TurnServer {
-    /// Starts one (`turnserver` must be on PATH: Debian's coturn; scripts/test.sh installs it).
+    /// Starts one on loopback (`turnserver` must be on PATH: Debian's coturn; scripts/test.sh
+    /// installs it).
     pub fn start(secret: &str) -> Result<TurnServer> {
+        Self::launch(std::net::Ipv4Addr::LOCALHOST, free_port()?, None, secret)
+    }
+
+    /// Starts one on the public address of `lab`, port 3478.
+    pub fn start_in(lab: &Lab, secret: &str) -> Result<TurnServer> {
+        Self::launch(netlab::PUBLIC_ADDR, 3478, Some(lab.public_ns()), secret)
+    }
+
+    fn launch(
+        ip: std::net::Ipv4Addr,
+        port: u16,
+        ns: Option<String>,
+        secret: &str,
+    ) -> Result<TurnServer> {
         let mut turn = TurnServer {
-            port: free_port()?,
+            port,
+            ip,
+            ns,
             secret: secret.to_owned(),
             child: None,
         };
@@ -406,38 +616,60 @@ impl TurnServer {
         Ok(turn)
     }
 
+    /// Its `turn:` URL (UDP).
+    pub fn turn_url(&self) -> String {
+        format!("turn:{}:{}?transport=udp", self.ip, self.port)
+    }
+
+    /// Its `stun:` URL.
+    pub fn stun_url(&self) -> String {
+        format!("stun:{}:{}", self.ip, self.port)
+    }
+
     /// Starts it again (after [`TurnServer::stop`]) on the same port.
     pub fn restart(&mut self) -> Result<()> {
         self.stop();
-        let child = Command::new("turnserver")
-            .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        let mut command = match &self.ns {
+            None => Command::new("turnserver"),
+            Some(ns) => Lab::command_in(ns, "turnserver"),
+        };
+        command
+            .arg("-n")
+            .arg(format!("--listening-ip={}", self.ip))
+            .arg(format!("--relay-ip={}", self.ip))
             .arg(format!("--listening-port={}", self.port))
             .args([
                 "--use-auth-secret",
                 &format!("--static-auth-secret={}", self.secret),
             ])
-            .args([
-                "--realm=e2e",
-                "--no-tls",
-                "--no-dtls",
-                "--allow-loopback-peers",
-                "--no-cli",
-            ])
-            .args(["--log-file=stdout", "--simple-log"])
+            .args(["--realm=e2e", "--no-tls", "--no-dtls", "--no-cli"])
+            .args(["--log-file=stdout", "--simple-log"]);
+        if self.ns.is_none() {
+            command.arg("--allow-loopback-peers");
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start turnserver (install coturn)")?;
         self.child = Some(child);
         // Ready when its TCP listener accepts.
+        let addr = SocketAddr::from((self.ip, self.port));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while !self.accepts(addr) {
             if std::time::Instant::now() > deadline {
-                bail!("turnserver did not listen on port {}", self.port);
+                bail!("turnserver did not listen on {addr}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(())
+    }
+
+    fn accepts(&self, addr: SocketAddr) -> bool {
+        match &self.ns {
+            None => std::net::TcpStream::connect(addr).is_ok(),
+            Some(ns) => Lab::reachable_in(ns, addr),
+        }
     }
 
     /// Kills it: every allocation, and the media relayed through it, is gone.

@@ -30,43 +30,16 @@ async fn end<const N: usize>(harness: Harness, pages: [Page; N]) {
 }
 
 async fn ids(pages: &[&Page]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for p in pages {
-        ids.push(
-            p.client_id()
-                .await
-                .unwrap()
-                .expect("a client id once joined"),
-        );
-    }
-    ids
+    e2e::client_ids(pages).await.unwrap()
 }
 
 async fn join(page: &Page) {
-    page.click("join").await.unwrap();
-    page.wait_for("the client id", Duration::from_secs(20), |p| {
-        Box::pin(async move { Ok(p.client_id().await?.is_some()) })
-    })
-    .await
-    .unwrap();
+    page.join().await.unwrap();
 }
 
 /// Every page sees exactly the other pages, playing.
 async fn assert_full_mesh(pages: &[&Page]) {
-    let all = ids(pages).await;
-    for (i, page) in pages.iter().enumerate() {
-        let others: Vec<String> = all
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, id)| id.clone())
-            .collect();
-        let tiles = page.wait_playing(&others, MEDIA_DEADLINE).await.unwrap();
-        assert!(
-            tiles.iter().all(|t| t.video_width > 0),
-            "page {i}: {tiles:?}"
-        );
-    }
+    e2e::wait_full_mesh(pages, MEDIA_DEADLINE).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

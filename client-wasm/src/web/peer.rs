@@ -316,6 +316,16 @@ impl Peer {
         self.last_sample = Some(sample);
         self.stats_line.set_text_content(Some(&q.describe()));
         let _ = self.tile.set_attribute("data-quality", q.grade.as_str());
+        // What tests and curious users read: the path, the frame rate, the freezes so far.
+        let path = sample.path.map_or("", crate::stats::Path::as_str);
+        let _ = self.tile.set_attribute("data-path", path);
+        let fps = sample.fps.map_or_else(String::new, |f| format!("{f:.0}"));
+        let _ = self.tile.set_attribute("data-fps", &fps);
+        let _ = self
+            .tile
+            .set_attribute("data-freezes", &sample.freezes.to_string());
+        let freeze_ms = format!("{:.0}", sample.freeze_seconds * 1000.0);
+        let _ = self.tile.set_attribute("data-freeze-ms", &freeze_ms);
         let _ = self
             .tile
             .toggle_attribute_with_force("data-speaking", speaking);
@@ -505,8 +515,8 @@ fn text(stat: &JsValue, key: &str) -> Option<String> {
         .as_string()
 }
 
-/// Reads `getStats()` into a sample: the selected candidate pair's round-trip time and the
-/// inbound RTP streams' byte and packet counts.
+/// Reads `getStats()` into a sample: the selected candidate pair's round-trip time and path,
+/// the inbound RTP streams' byte and packet counts, and the received video's freezes.
 pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebError> {
     let report = await_promise("getStats", pc.get_stats()).await?;
     let mut sample = crate::stats::Sample {
@@ -516,6 +526,9 @@ pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebE
     let entries = js_sys::try_iter(&report)
         .map_err(js("getStats"))?
         .ok_or_else(|| WebError::new("getStats", "the report is not iterable"))?;
+    // Candidate types by id, and the selected pair's two ids: resolved once all are read.
+    let mut candidates = std::collections::HashMap::new();
+    let mut selected = None;
     for entry in entries {
         let entry = entry.map_err(js("getStats"))?;
         let stat = Reflect::get(&entry, &JsValue::from_f64(1.0)).map_err(js("getStats"))?;
@@ -528,20 +541,41 @@ pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebE
                     if let Some(rtt) = number(&stat, "currentRoundTripTime") {
                         sample.rtt_ms = Some(rtt * 1000.0);
                     }
+                    selected =
+                        text(&stat, "localCandidateId").zip(text(&stat, "remoteCandidateId"));
                 }
             }
-            Some("inbound-rtp") => {
-                sample.bytes_received += number(&stat, "bytesReceived").unwrap_or(0.0) as u64;
-                sample.packets_received += number(&stat, "packetsReceived").unwrap_or(0.0) as u64;
-                // packetsLost can be negative (duplicates): count none then.
-                sample.packets_lost += number(&stat, "packetsLost").unwrap_or(0.0).max(0.0) as u64;
-                if text(&stat, "kind").as_deref() == Some("audio") {
-                    sample.audio_energy += number(&stat, "totalAudioEnergy").unwrap_or(0.0);
-                    sample.audio_seconds += number(&stat, "totalSamplesDuration").unwrap_or(0.0);
+            Some("local-candidate" | "remote-candidate") => {
+                if let (Some(id), Some(kind)) = (text(&stat, "id"), text(&stat, "candidateType")) {
+                    candidates.insert(id, kind);
                 }
             }
+            Some("inbound-rtp") => add_inbound(&mut sample, &stat),
             _ => {}
         }
     }
+    sample.path = selected.and_then(|(local, remote)| {
+        crate::stats::Path::of(candidates.get(&local)?, candidates.get(&remote)?)
+    });
     Ok(sample)
+}
+
+/// Adds one inbound RTP stream's figures to `sample`.
+fn add_inbound(sample: &mut crate::stats::Sample, stat: &JsValue) {
+    sample.bytes_received += number(stat, "bytesReceived").unwrap_or(0.0) as u64;
+    sample.packets_received += number(stat, "packetsReceived").unwrap_or(0.0) as u64;
+    // packetsLost can be negative (duplicates): count none then.
+    sample.packets_lost += number(stat, "packetsLost").unwrap_or(0.0).max(0.0) as u64;
+    match text(stat, "kind").as_deref() {
+        Some("audio") => {
+            sample.audio_energy += number(stat, "totalAudioEnergy").unwrap_or(0.0);
+            sample.audio_seconds += number(stat, "totalSamplesDuration").unwrap_or(0.0);
+        }
+        Some("video") => {
+            sample.freezes += number(stat, "freezeCount").unwrap_or(0.0) as u64;
+            sample.freeze_seconds += number(stat, "totalFreezesDuration").unwrap_or(0.0);
+            sample.fps = number(stat, "framesPerSecond").or(sample.fps);
+        }
+        _ => {}
+    }
 }

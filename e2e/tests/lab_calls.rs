@@ -1,0 +1,270 @@
+//! Calls across real networks: browser pages in the homes of a network lab (`e2e::netlab`),
+//! behind cone, symmetric or no NATs, on clean or bad links, calling through the relay and
+//! coturn in the lab's public namespace. Every page of a call is checked.
+//!
+//! The tests run one at a time (each has two or three browsers on the machine's two cores).
+
+use e2e::netlab::{HomeSpec, Lab, Link, Nat};
+use e2e::{Harness, Page, TurnServer, client_ids, wait_full_mesh};
+use server::Config;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// How long a call may take to show video everywhere.
+const MEDIA_DEADLINE: Duration = Duration::from_secs(45);
+
+/// One lab call at a time.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+const TURN_SECRET: &str = "lab-turn-secret";
+
+/// A lab with these homes, coturn in its public namespace, and the relay there too (handing
+/// out TURN credentials when `with_turn`).
+struct LabCall {
+    harness: Harness,
+    turn: TurnServer,
+    lab: Arc<Lab>,
+}
+
+impl LabCall {
+    async fn start(homes: &[HomeSpec], with_turn: bool) -> LabCall {
+        let lab = Arc::new(Lab::new(homes).expect("the network lab"));
+        let turn = TurnServer::start_in(&lab, TURN_SECRET).expect("coturn in the lab");
+        let config = if with_turn {
+            Config {
+                turn_urls: vec![turn.turn_url()],
+                turn_secret: Some(TURN_SECRET.into()),
+                ..Config::default()
+            }
+        } else {
+            Config::default()
+        };
+        let harness = Harness::start_in(lab.clone(), config).await.unwrap();
+        LabCall { harness, turn, lab }
+    }
+
+    /// A page in home `k` with `query`, joined.
+    async fn joined(&self, k: usize, query: &str) -> Page {
+        let page = self.harness.page_in(k, query).await.unwrap();
+        page.join().await.unwrap();
+        page
+    }
+
+    /// `ice=` for STUN only (coturn's), no TURN.
+    fn stun_only(&self) -> String {
+        format!("ice={}", self.turn.stun_url())
+    }
+
+    async fn end(self, pages: Vec<Page>) {
+        for page in pages {
+            page.close().await.unwrap();
+        }
+        self.harness.stop().await.unwrap();
+        drop(self.turn);
+        drop(self.lab);
+    }
+}
+
+/// Waits until `page` shows `peer`'s tile with attribute `name` for which `ok` holds.
+async fn wait_tile(page: &Page, peer: &str, name: &str, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + MEDIA_DEADLINE;
+    loop {
+        let value = page.tile_attr(peer, name).await.unwrap();
+        if value.as_deref().is_some_and(&ok) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {name} = {value:?} (status {:?})",
+            page.status().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Both pages of a call show each other's tile on a path of `path`.
+async fn assert_path(pages: &[&Page], path: &str) {
+    let ids = client_ids(pages).await.unwrap();
+    for (i, page) in pages.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate() {
+            if i != j {
+                let what = format!("page {i} to see page {j} over a {path} path");
+                wait_tile(page, id, "data-path", &what, |p| p == path).await;
+            }
+        }
+    }
+}
+
+/// a. Cone NATs on both sides, STUN only: connected over a server-reflexive pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cone_nats_connect_with_stun_over_a_reflexive_path() {
+    let _one = SERIAL.lock().await;
+    let call = LabCall::start(
+        &[HomeSpec::behind(Nat::Cone), HomeSpec::behind(Nat::Cone)],
+        false,
+    )
+    .await;
+    let query = format!("room=lab-cone&{}", call.stun_only());
+    let a = call.joined(0, &query).await;
+    let b = call.joined(1, &query).await;
+    wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
+    assert_path(&[&a, &b], "reflexive").await;
+    call.end(vec![a, b]).await;
+}
+
+/// b. Symmetric NATs on both sides: only TURN gets through, with the relay's credentials;
+/// also when the pages ask for relayed candidates only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symmetric_nats_connect_through_turn_with_the_relays_credentials() {
+    let _one = SERIAL.lock().await;
+    let homes = [
+        HomeSpec::behind(Nat::Symmetric),
+        HomeSpec::behind(Nat::Symmetric),
+    ];
+    let call = LabCall::start(&homes, true).await;
+    for query in ["room=lab-sym", "room=lab-sym-relay&relay=only"] {
+        let a = call.joined(0, query).await;
+        let b = call.joined(1, query).await;
+        wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
+        assert_path(&[&a, &b], "relayed").await;
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+    call.end(vec![]).await;
+}
+
+/// c. Symmetric NATs and no TURN server: both pages show the same clear state within 20 s,
+/// never "good", and the relay carries on (a chat message still gets across).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_turn_symmetric_nats_fail_the_same_way_on_both_pages() {
+    let _one = SERIAL.lock().await;
+    let homes = [
+        HomeSpec::behind(Nat::Symmetric),
+        HomeSpec::behind(Nat::Symmetric),
+    ];
+    let call = LabCall::start(&homes, false).await;
+    let query = format!("room=lab-noturn&{}", call.stun_only());
+    let a = call.joined(0, &query).await;
+    let started = Instant::now();
+    let b = call.joined(1, &query).await;
+    let ids = client_ids(&[&a, &b]).await.unwrap();
+    let reason = "can't connect directly; this network needs a TURN server";
+    for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
+        wait_tile(page, peer, "data-failed", "the failed state", |r| {
+            r == reason
+        })
+        .await;
+        assert_ne!(
+            page.tile_attr(peer, "data-quality")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("good")
+        );
+    }
+    let took = started.elapsed();
+    assert!(
+        took <= Duration::from_secs(20),
+        "both failed after {took:?}"
+    );
+    // The relay and the room go on: chat reaches the other page through the relay.
+    a.client
+        .find(fantoccini::Locator::Id("chat-input"))
+        .await
+        .unwrap()
+        .send_keys("still here\n")
+        .await
+        .unwrap();
+    b.wait_for("the chat line", Duration::from_secs(10), |p| {
+        Box::pin(async move {
+            let log = p
+                .eval("return document.getElementById('chat-log').textContent")
+                .await?;
+            Ok(log.as_str().is_some_and(|l| l.contains("still here")))
+        })
+    })
+    .await
+    .unwrap();
+    call.end(vec![a, b]).await;
+}
+
+/// d. `?relay=only` without any TURN server: a clear notice at once, on both pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_without_turn_says_so_at_once() {
+    let _one = SERIAL.lock().await;
+    let call = LabCall::start(
+        &[HomeSpec::behind(Nat::Cone), HomeSpec::behind(Nat::Cone)],
+        false,
+    )
+    .await;
+    let query = format!("room=lab-relayonly&{}", call.stun_only());
+    let a = call.joined(0, &format!("{query}&relay=only")).await;
+    let status = a.status().await.unwrap();
+    assert!(
+        status.contains("relay-only mode needs a TURN server"),
+        "{status}"
+    );
+    let started = Instant::now();
+    let b = call.joined(1, &query).await;
+    let ids = client_ids(&[&a, &b]).await.unwrap();
+    let reason = "relay-only mode needs a TURN server, and none is configured";
+    for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
+        wait_tile(page, peer, "data-failed", "the relay-only refusal", |r| {
+            r == reason
+        })
+        .await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    call.end(vec![a, b]).await;
+}
+
+/// e. A bad link (one page on a 500 kbit/s uplink with +200 ms round trips and 5 % loss): the
+/// call connects and plays, both tiles grade it fair or poor with real numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_link_plays_and_is_graded_with_real_numbers() {
+    let _one = SERIAL.lock().await;
+    let bad = Link {
+        up_kbit: Some(500),
+        down_kbit: None,
+        delay_ms: 100,
+        loss_pct: 5,
+    };
+    let homes = [
+        HomeSpec::behind(Nat::Cone).on(bad),
+        HomeSpec::behind(Nat::Cone),
+    ];
+    let call = LabCall::start(&homes, false).await;
+    let query = format!("room=lab-bad&{}", call.stun_only());
+    let a = call.joined(0, &query).await;
+    let b = call.joined(1, &query).await;
+    wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
+    let ids = client_ids(&[&a, &b]).await.unwrap();
+    for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
+        wait_tile(page, peer, "data-quality", "a fair or poor grade", |q| {
+            q == "fair" || q == "poor"
+        })
+        .await;
+        let line = page
+            .eval(&format!(
+                "return document.querySelector('#grid .tile[data-peer=\"{peer}\"] .stats').textContent"
+            ))
+            .await
+            .unwrap();
+        let rtt: f64 = line
+            .as_str()
+            .and_then(|l| l.split(" · ").nth(1))
+            .and_then(|r| r.trim_end_matches(" ms").parse().ok())
+            .unwrap_or_else(|| panic!("a round-trip time in {line}"));
+        assert!(
+            rtt >= 180.0,
+            "round trip {rtt} ms over a +200 ms link: {line}"
+        );
+    }
+    call.end(vec![a, b]).await;
+}
