@@ -116,9 +116,15 @@ pub const MAX_ICE_RESTARTS: u32 = 2;
 /// under a second, and over a bad link (200 ms RTT, 5 % loss) in two or three.
 pub const CONNECT_TIMEOUT_MS: u32 = 12_000;
 
+/// How long a connection that worked may stay disconnected before it counts as failed (and
+/// is restarted): browsers wait 30 s or more to call it failed.
+pub const DISCONNECTED_TIMEOUT_MS: u32 = 12_000;
+
 /// Why a peer could not be reached: the state both pages show on its tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unreachable {
+    /// It worked, then the path went and ICE restarts did not bring it back.
+    Lost,
     /// No direct path and no TURN server to relay through.
     NeedsTurn,
     /// No path, even through the TURN server.
@@ -131,6 +137,7 @@ impl Unreachable {
     /// What the page says.
     pub fn describe(self) -> &'static str {
         match self {
+            Unreachable::Lost => "connection lost; it comes back when the network does",
             Unreachable::NeedsTurn => "can't connect directly; this network needs a TURN server",
             Unreachable::EvenThroughTurn => "can't connect, even through the TURN server",
             Unreachable::RelayOnlyWithoutTurn => {
@@ -142,6 +149,7 @@ impl Unreachable {
     /// The name sent to the other side.
     fn wire(self) -> &'static str {
         match self {
+            Unreachable::Lost => "lost",
             Unreachable::NeedsTurn => "needs-turn",
             Unreachable::EvenThroughTurn => "even-through-turn",
             Unreachable::RelayOnlyWithoutTurn => "relay-only-without-turn",
@@ -150,6 +158,7 @@ impl Unreachable {
 
     fn from_wire(s: &str) -> Option<Unreachable> {
         [
+            Unreachable::Lost,
             Unreachable::NeedsTurn,
             Unreachable::EvenThroughTurn,
             Unreachable::RelayOnlyWithoutTurn,
@@ -160,11 +169,28 @@ impl Unreachable {
 }
 
 /// What tells the other side that this one gave their connection up, sent as the relay's
-/// `message` content: `{"peerFailed": reason}`.
+/// `message` content: `{"peerFailed": reason, "ufrag": …}`. `ufrag` is the ICE user fragment
+/// of the receiver's side of that connection (from its last description): a notice about an
+/// older connection (one it has restarted or made again since) is ignored.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PeerFailedNotice {
     #[serde(rename = "peerFailed")]
     peer_failed: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ufrag: Option<String>,
+}
+
+/// The ICE user fragment (`a=ice-ufrag:`) of a description payload: `{"type", "sdp"}` or the
+/// SDP text alone.
+fn ice_ufrag(description: &Payload) -> Option<String> {
+    let sdp = match description.parse::<serde_json::Value>().ok()? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Object(o) => o.get("sdp")?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
 }
 
 /// Which ICE servers the page has, for telling up front what cannot connect.
@@ -286,6 +312,9 @@ struct Peer {
     /// Counts connection attempts (the first, then each restart): a deadline of an older one
     /// is stale.
     attempt: u32,
+    /// The ICE user fragments of this side's and the other side's last descriptions.
+    local_ufrag: Option<String>,
+    remote_ufrag: Option<String>,
 }
 
 /// Connection to the relay.
@@ -461,11 +490,12 @@ impl Core {
     /// Gives the connection to `id` up: it is closed, its tile says why, and (when `tell`)
     /// the other side is told, so that it shows the same.
     fn give_up(&mut self, id: ClientId, why: Unreachable, tell: bool, out: &mut Vec<Command>) {
-        self.peers.remove(&id);
+        let ufrag = self.peers.remove(&id).and_then(|p| p.remote_ufrag);
         self.failed.insert(id.clone(), why);
         if tell && self.link == Link::Up && self.in_room {
             let notice = PeerFailedNotice {
                 peer_failed: why.wire().to_owned(),
+                ufrag,
             };
             let json = serde_json::to_string(&notice).expect("a notice serializes");
             out.push(Command::Send(ClientMessage::Message {
@@ -497,7 +527,11 @@ impl Core {
             out.push(Command::RestartIce(id.clone()));
             out.push(Command::WatchPeer(id, attempt, CONNECT_TIMEOUT_MS));
         } else {
-            let why = self.unreachable();
+            let why = if peer.ever_up {
+                Unreachable::Lost
+            } else {
+                self.unreachable()
+            };
             self.give_up(id, why, true, out);
         }
     }
@@ -626,6 +660,7 @@ impl Core {
                 let Some(peer) = self.peers.get_mut(&id) else {
                     return out;
                 };
+                peer.local_ufrag = ice_ufrag(&sdp).or(peer.local_ufrag.take());
                 match kind {
                     SdpKind::Offer => {
                         peer.making_offer = false;
@@ -744,7 +779,11 @@ impl Core {
                     }
                     PeerLink::Disconnected => {
                         peer.up = false;
-                        out.push(Command::PeerReconnecting(id, true));
+                        // It may come back on its own; if not soon, it is treated as failed.
+                        peer.attempt += 1;
+                        let attempt = peer.attempt;
+                        out.push(Command::PeerReconnecting(id.clone(), true));
+                        out.push(Command::WatchPeer(id, attempt, DISCONNECTED_TIMEOUT_MS));
                     }
                     PeerLink::Failed => self.peer_failed(id, &mut out),
                 }
@@ -778,9 +817,18 @@ impl Core {
                     out.push(Command::Status(
                         "reconnected to the relay (session resumed)".into(),
                     ));
-                    // Connections given up while away may work from here now (the network
-                    // came back, or changed): call them again, as a newcomer would.
-                    for (id, _) in std::mem::take(&mut self.failed) {
+                    // Connections that are not up (given up while away, or made from offers
+                    // that waited for us meanwhile) may work from here now: call them again,
+                    // as a newcomer would. Those that are up go on untouched.
+                    let down: Vec<ClientId> = self
+                        .peers
+                        .iter()
+                        .filter(|(_, p)| !p.up)
+                        .map(|(id, _)| id.clone())
+                        .chain(std::mem::take(&mut self.failed).into_keys())
+                        .collect();
+                    for id in down {
+                        self.peers.remove(&id);
                         out.push(Command::ClosePeer(id.clone()));
                         self.create_peer(id, true, out);
                     }
@@ -865,6 +913,7 @@ impl Core {
                 };
                 // An answer only matters to an offer we are waiting on.
                 if peer.signaling == Signaling::HaveLocalOffer {
+                    peer.remote_ufrag = ice_ufrag(&sdp).or(peer.remote_ufrag.take());
                     out.push(Command::SetRemoteDescription(from_id, SdpKind::Answer, sdp));
                 }
             }
@@ -888,9 +937,14 @@ impl Core {
                 from_id, content, ..
             } => {
                 if let Ok(notice) = content.parse::<PeerFailedNotice>() {
-                    // The other side gave our connection up: show the same, without answering.
+                    // The other side gave our connection up: show the same, without answering,
+                    // unless the notice is about an older connection than ours.
                     let why = Unreachable::from_wire(&notice.peer_failed);
-                    if let (Some(why), true) = (why, self.peers.contains_key(&from_id)) {
+                    let current = self
+                        .peers
+                        .get(&from_id)
+                        .is_some_and(|p| notice.ufrag.is_none() || notice.ufrag == p.local_ufrag);
+                    if let (Some(why), true) = (why, current) {
                         self.give_up(from_id, why, false, out);
                     }
                 } else if let Ok(line) = content.parse::<ChatLine>() {
@@ -924,6 +978,7 @@ impl Core {
         // The polite side rolls back its own offer (implicitly, in the browser) and answers.
         peer.signaling = Signaling::HaveRemoteOffer;
         peer.making_offer = false;
+        peer.remote_ufrag = ice_ufrag(&sdp).or(peer.remote_ufrag.take());
         out.push(Command::SetRemoteDescription(from, SdpKind::Offer, sdp));
     }
 
@@ -942,6 +997,8 @@ impl Core {
             up: false,
             ever_up: false,
             attempt: 0,
+            local_ufrag: None,
+            remote_ufrag: None,
         };
         self.peers.insert(id.clone(), peer);
         let label = self.label(&id);

@@ -4,8 +4,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use client_wasm::core::{
-    CONNECT_TIMEOUT_MS, Command, Core, Event, IcePolicy, MediaKind, PeerLink, SdpKind, Unreachable,
-    reconnect_delay,
+    CONNECT_TIMEOUT_MS, Command, Core, DISCONNECTED_TIMEOUT_MS, Event, IcePolicy, MediaKind,
+    PeerLink, SdpKind, Unreachable, reconnect_delay,
 };
 use protocol::{
     ClientId, ClientMessage, ErrorCode, Payload, PeerInfo, RoomId, ServerMessage, UserId,
@@ -350,7 +350,7 @@ fn peers_are_torn_down_on_leave_failure_and_hang_up() {
     let cmds = core.handle(Event::PeerState(cid("b"), PeerLink::Failed));
     assert_eq!(
         cmds.last(),
-        Some(&Command::PeerFailed(cid("b"), Unreachable::NeedsTurn))
+        Some(&Command::PeerFailed(cid("b"), Unreachable::Lost))
     );
     assert_eq!(core.peer_ids().collect::<Vec<_>>(), vec![&cid("c")]);
     let cmds = core.handle(Event::Leave);
@@ -496,6 +496,7 @@ fn a_dropped_socket_resumes_the_session_and_keeps_the_calls() {
     };
     core.handle(welcome("t1", false));
     core.handle(joined(&["a"]));
+    core.handle(Event::PeerState(cid("a"), PeerLink::Connected));
     core.handle(Event::SignalClosed);
     // Reconnecting presents the session's token.
     assert_eq!(
@@ -696,10 +697,13 @@ fn a_failed_connection_is_restarted_and_shows_reconnecting_until_it_recovers() {
     let mut core = welcomed("m");
     core.handle(joined(&["a"]));
     core.handle(Event::PeerState(cid("a"), PeerLink::Connected));
-    assert_eq!(
-        core.handle(Event::PeerState(cid("a"), PeerLink::Disconnected)),
-        vec![Command::PeerReconnecting(cid("a"), true)]
-    );
+    // Disconnected: reconnecting, and a deadline for coming back on its own.
+    let cmds = core.handle(Event::PeerState(cid("a"), PeerLink::Disconnected));
+    assert_eq!(cmds[0], Command::PeerReconnecting(cid("a"), true));
+    assert!(matches!(
+        cmds[1],
+        Command::WatchPeer(ref id, _, DISCONNECTED_TIMEOUT_MS) if *id == cid("a")
+    ));
     let cmds = core.handle(Event::PeerState(cid("a"), PeerLink::Failed));
     assert_eq!(
         &cmds[..2],
@@ -881,10 +885,89 @@ fn an_unanswered_ice_restart_times_out_and_the_peer_is_given_up() {
         });
     }
     let cmds = core.handle(Event::PeerDeadline(cid("a"), attempt.unwrap()));
-    assert_eq!(cmds[0], failed_notice("a", "needs-turn"));
+    // It worked before: "lost", not a network that needs TURN.
+    assert_eq!(cmds[0], failed_notice("a", "lost"));
     assert_eq!(
         cmds.last(),
-        Some(&Command::PeerFailed(cid("a"), Unreachable::NeedsTurn))
+        Some(&Command::PeerFailed(cid("a"), Unreachable::Lost))
+    );
+}
+
+#[test]
+fn a_connection_disconnected_too_long_is_restarted_without_waiting_for_the_browser() {
+    let mut core = welcomed("m");
+    core.handle(joined(&["a"]));
+    core.handle(Event::PeerState(cid("a"), PeerLink::Connected));
+    let cmds = core.handle(Event::PeerState(cid("a"), PeerLink::Disconnected));
+    let Command::WatchPeer(_, attempt, _) = cmds[1] else {
+        panic!("{cmds:?}");
+    };
+    // Back on its own before the deadline: the deadline is void.
+    core.handle(Event::PeerState(cid("a"), PeerLink::Connected));
+    assert_eq!(core.handle(Event::PeerDeadline(cid("a"), attempt)), vec![]);
+    // Not back by the deadline: restarted.
+    let cmds = core.handle(Event::PeerState(cid("a"), PeerLink::Disconnected));
+    let Command::WatchPeer(_, attempt, _) = cmds[1] else {
+        panic!("{cmds:?}");
+    };
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), attempt));
+    assert!(cmds.contains(&Command::RestartIce(cid("a"))), "{cmds:?}");
+}
+
+fn description(ufrag: &str) -> Payload {
+    sdp(&format!("v=0\r\na=ice-ufrag:{ufrag}\r\na=ice-pwd:x\r\n"))
+}
+
+#[test]
+fn a_notice_about_an_older_connection_is_ignored() {
+    // m offers to a with ufrag "mine1"; a answers with "theirs1".
+    let mut core = welcomed("m");
+    core.handle(joined(&["a"]));
+    core.handle(Event::NegotiationNeeded(cid("a")));
+    core.handle(Event::LocalDescription(
+        cid("a"),
+        SdpKind::Offer,
+        description("mine1"),
+    ));
+    core.handle(Event::Signal(ServerMessage::Answer {
+        from_id: cid("a"),
+        from_user_id: UserId::new("a").unwrap(),
+        sdp: description("theirs1"),
+    }));
+    // Given up here: the notice names a's side of the connection.
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), 0));
+    assert_eq!(
+        cmds[0],
+        Command::Send(ClientMessage::Message {
+            target_id: Some(cid("a")),
+            content: Payload::from_json(r#"{"peerFailed":"needs-turn","ufrag":"theirs1"}"#)
+                .unwrap(),
+        })
+    );
+    // On a's side, a notice naming an older connection than its current one does nothing.
+    let mut other = welcomed("a");
+    other.handle(offer_from("m", "o"));
+    other.handle(Event::RemoteDescriptionSet(cid("m"), SdpKind::Offer));
+    other.handle(Event::LocalDescription(
+        cid("m"),
+        SdpKind::Answer,
+        description("theirs2"),
+    ));
+    let notice = |ufrag: &str| {
+        Event::Signal(ServerMessage::Message {
+            from_id: cid("m"),
+            from_user_id: UserId::new("me").unwrap(),
+            content: Payload::from_json(format!(
+                r#"{{"peerFailed":"needs-turn","ufrag":"{ufrag}"}}"#
+            ))
+            .unwrap(),
+        })
+    };
+    assert_eq!(other.handle(notice("theirs1")), vec![]);
+    let cmds = other.handle(notice("theirs2"));
+    assert_eq!(
+        cmds.last(),
+        Some(&Command::PeerFailed(cid("m"), Unreachable::NeedsTurn))
     );
 }
 
@@ -987,9 +1070,9 @@ fn connections_given_up_while_away_are_called_again_when_the_session_resumes() {
         resume_token: Some("t".into()),
         resumed: false,
     }));
-    core.handle(joined(&["a", "b"]));
+    core.handle(joined(&["a", "b", "c"]));
     core.handle(Event::PeerState(cid("b"), PeerLink::Connected));
-    // The link goes: a's connection is given up, the relay socket is lost.
+    // The link goes: a's connection is given up, the relay socket is lost, and c's is not up.
     core.handle(Event::PeerDeadline(cid("a"), 0));
     core.handle(Event::SignalClosed);
     core.handle(Event::ReconnectDue);
@@ -1007,4 +1090,8 @@ fn connections_given_up_while_away_are_called_again_when_the_session_resumes() {
         |c| matches!(c, Command::CreatePeer { id, offerer: true, .. } if *id == cid("a")),
     );
     assert!(a_again.is_some() && created > a_again, "{cmds:?}");
+    assert!(cmds.contains(&Command::ClosePeer(cid("c"))), "{cmds:?}");
+    assert!(cmds.iter().any(|c| {
+        matches!(c, Command::CreatePeer { id, offerer: true, .. } if *id == cid("c"))
+    }));
 }

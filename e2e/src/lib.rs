@@ -348,6 +348,8 @@ pub struct Tile {
     pub video_width: u64,
     /// When the first frame showed (ms since the epoch).
     pub first_frame_at: Option<f64>,
+    /// Given up: the tile says why (`data-failed`), its last frame is no longer live.
+    pub failed: bool,
 }
 
 /// One browser page running the app.
@@ -383,7 +385,8 @@ impl Page {
             .execute(
                 "return Array.from(document.querySelectorAll('#grid .tile')).map(t => \
                  [t.dataset.peer, t.querySelector('video').videoWidth, \
-                 t.dataset.firstFrameAt ? Number(t.dataset.firstFrameAt) : null]);",
+                 t.dataset.firstFrameAt ? Number(t.dataset.firstFrameAt) : null, \
+                 t.hasAttribute('data-failed')]);",
                 vec![],
             )
             .await?;
@@ -394,6 +397,7 @@ impl Page {
                 peer: r[0].as_str().unwrap_or_default().to_owned(),
                 video_width: r[1].as_u64().unwrap_or(0),
                 first_frame_at: r[2].as_f64(),
+                failed: r[3].as_bool().unwrap_or(false),
             })
             .collect())
     }
@@ -438,7 +442,7 @@ impl Page {
                 let tiles = p.tiles().await?;
                 let mut playing: Vec<String> = tiles
                     .iter()
-                    .filter(|t| t.video_width > 0)
+                    .filter(|t| t.video_width > 0 && !t.failed)
                     .map(|t| t.peer.clone())
                     .collect();
                 playing.sort();
@@ -502,22 +506,41 @@ pub async fn client_ids(pages: &[&Page]) -> Result<Vec<String>> {
     Ok(ids)
 }
 
-/// Waits until every page shows exactly the other pages, each playing.
+/// Waits until every page shows exactly the other pages, each playing. The pages' ids are read
+/// again at every look: a page that came back with a new session counts under its new id.
 pub async fn wait_full_mesh(pages: &[&Page], deadline: Duration) -> Result<()> {
-    let all = client_ids(pages).await?;
-    for (i, page) in pages.iter().enumerate() {
-        let others: Vec<String> = all
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, id)| id.clone())
-            .collect();
-        let tiles = page.wait_playing(&others, deadline).await?;
-        if !tiles.iter().all(|t| t.video_width > 0) {
-            bail!("page {i}: {tiles:?}");
+    let until = Instant::now() + deadline;
+    loop {
+        let all = client_ids(pages).await?;
+        let mut missing = None;
+        for (i, page) in pages.iter().enumerate() {
+            let mut want: Vec<&String> = all
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, id)| id)
+                .collect();
+            want.sort();
+            let tiles = page.tiles().await?;
+            let mut playing: Vec<&String> = tiles
+                .iter()
+                .filter(|t| t.video_width > 0 && !t.failed)
+                .map(|t| &t.peer)
+                .collect();
+            playing.sort();
+            if tiles.len() != want.len() || playing != want {
+                missing = Some(format!("page {i} wants {want:?}, has {tiles:?}"));
+                break;
+            }
         }
+        let Some(missing) = missing else {
+            return Ok(());
+        };
+        if Instant::now() > until {
+            bail!("timed out waiting for every page to play every other: {missing}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
 }
 
 /// A TCP proxy in front of the relay whose connections can all be cut at once with a reset, to

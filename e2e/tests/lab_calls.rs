@@ -268,3 +268,152 @@ async fn a_bad_link_plays_and_is_graded_with_real_numbers() {
     }
     call.end(vec![a, b]).await;
 }
+
+/// Every page receives video from every other page now: a frame rate above zero on each tile.
+async fn assert_flowing(pages: &[&Page]) {
+    let ids = client_ids(pages).await.unwrap();
+    for (i, page) in pages.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate() {
+            if i != j {
+                let what = format!("page {i} to receive frames from page {j}");
+                wait_tile(page, id, "data-fps", &what, |f| {
+                    f.parse::<f64>().is_ok_and(|fps| fps > 0.0)
+                })
+                .await;
+            }
+        }
+    }
+}
+
+/// Whether every tile of `page` shows reconnecting.
+async fn all_reconnecting(page: &Page) -> bool {
+    page.eval(
+        "const t = document.querySelectorAll('#grid .tile'); \
+         return t.length > 0 && Array.from(t).every(x => x.hasAttribute('data-reconnecting'));",
+    )
+    .await
+    .unwrap()
+        == serde_json::json!(true)
+}
+
+/// f. A network change: one home's link cut for 10 s, then restored: both pages show
+/// reconnecting, then the same peers play again without a rejoin. Cut for 60 s: both pages
+/// give the connection up the same way, and call again once the home is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_recovers_and_a_long_cut_ends_and_calls_again() {
+    let _one = SERIAL.lock().await;
+    let call = LabCall::start(
+        &[HomeSpec::behind(Nat::Cone), HomeSpec::behind(Nat::Cone)],
+        false,
+    )
+    .await;
+    let query = format!("room=lab-cut&{}", call.stun_only());
+    let a = call.joined(0, &query).await;
+    let b = call.joined(1, &query).await;
+    wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
+    let ids = client_ids(&[&a, &b]).await.unwrap();
+    let mark = "document.querySelectorAll('#grid .tile').forEach(t => t.dataset.mark = 'kept');";
+    for page in [&a, &b] {
+        page.eval(mark).await.unwrap();
+    }
+
+    // 10 s: both pages see it go, then come back on the same connections.
+    call.lab.cut(0).unwrap();
+    let cut_at = Instant::now();
+    let (mut seen_a, mut seen_b) = (false, false);
+    while cut_at.elapsed() < Duration::from_secs(10) {
+        seen_a |= all_reconnecting(&a).await;
+        seen_b |= all_reconnecting(&b).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    call.lab.restore(0).unwrap();
+    assert!(
+        seen_a && seen_b,
+        "reconnecting shown: a {seen_a}, b {seen_b}"
+    );
+    let kept = "const t = document.querySelector('#grid .tile'); \
+                return t !== null && t.dataset.mark === 'kept' && !t.hasAttribute('data-reconnecting');";
+    for page in [&a, &b] {
+        page.wait_for("the same call back", MEDIA_DEADLINE, move |p| {
+            Box::pin(async move { Ok(p.eval(kept).await? == serde_json::json!(true)) })
+        })
+        .await
+        .unwrap();
+    }
+    assert_flowing(&[&a, &b]).await;
+    assert_eq!(client_ids(&[&a, &b]).await.unwrap(), ids, "no rejoin");
+
+    // 60 s: both pages give it up, the same way, while it is cut.
+    call.lab.cut(0).unwrap();
+    let long_cut = Instant::now();
+    let reason = "connection lost; it comes back when the network does";
+    for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
+        let deadline = long_cut + Duration::from_secs(58);
+        loop {
+            if page
+                .tile_attr(peer, "data-failed")
+                .await
+                .unwrap()
+                .as_deref()
+                == Some(reason)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not given up within the cut");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    tokio::time::sleep_until(long_cut + Duration::from_secs(60)).await;
+    call.lab.restore(0).unwrap();
+    // Once back, the home's page reconnects to the relay and they call again.
+    let back = Duration::from_secs(90);
+    wait_full_mesh(&[&a, &b], back).await.unwrap();
+    assert_flowing(&[&a, &b]).await;
+    call.end(vec![a, b]).await;
+}
+
+/// g. Three pages, behind no NAT, a cone NAT and a symmetric NAT, all play each other (TURN
+/// where nothing else gets through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_pages_behind_three_kinds_of_network_all_play() {
+    let _one = SERIAL.lock().await;
+    let homes = [
+        HomeSpec::behind(Nat::Open),
+        HomeSpec::behind(Nat::Cone),
+        HomeSpec::behind(Nat::Symmetric),
+    ];
+    let call = LabCall::start(&homes, true).await;
+    let mut pages = Vec::new();
+    for k in 0..3 {
+        pages.push(call.joined(k, "room=lab-three").await);
+    }
+    let refs: Vec<&Page> = pages.iter().collect();
+    wait_full_mesh(&refs, MEDIA_DEADLINE).await.unwrap();
+    assert_flowing(&refs).await;
+    call.end(pages).await;
+}
+
+/// h. Two, then three pages, one of them on a 1 Mbit/s uplink: every page plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_a_one_megabit_uplink_plays_with_two_and_three() {
+    let _one = SERIAL.lock().await;
+    let slow = Link {
+        up_kbit: Some(1000),
+        ..Link::default()
+    };
+    let homes = [
+        HomeSpec::behind(Nat::Cone).on(slow),
+        HomeSpec::behind(Nat::Cone),
+        HomeSpec::behind(Nat::Cone),
+    ];
+    let call = LabCall::start(&homes, false).await;
+    let query = format!("room=lab-slow&{}", call.stun_only());
+    let a = call.joined(0, &query).await;
+    let b = call.joined(1, &query).await;
+    wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
+    assert_flowing(&[&a, &b]).await;
+    let c = call.joined(2, &query).await;
+    wait_full_mesh(&[&a, &b, &c], MEDIA_DEADLINE).await.unwrap();
+    assert_flowing(&[&a, &b, &c]).await;
+    call.end(vec![a, b, c]).await;
+}
