@@ -18,6 +18,8 @@
 #   scripts/bench.sh cluster --duration 5 # the options go to each of the three relay runs
 #   scripts/bench.sh app                  # browser app: bundle size and call set-up time
 #   scripts/bench.sh heads --sources 50   # unfinished request heads spread over 50 addresses
+#   scripts/bench.sh netlab               # calls in the network lab (root): set-up per NAT kind,
+#                                         # time to a reported failure, freezes on a bad link
 # `relay-bench <mode> --help` lists every option. CARGO_TARGET_DIR is honoured.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
@@ -62,9 +64,22 @@ app() {
     "$target_dir/release/call-bench" 10 | tee -a "$out"
 }
 
+# Calls across the network lab (needs root): set-up per NAT kind, time to a reported failure,
+# freezes on a bad link.
+netlab() {
+    ensure_wasm_toolchain
+    ensure_chromium
+    ensure_coturn
+    ensure_netlab
+    build_app
+    cargo build --release -p e2e --bin netlab-bench
+    "$target_dir/release/netlab-bench" "$@" | tee -a "$out"
+}
+
 if (($# > 0)); then
     case $1 in
     app) app ;;
+    netlab) shift; netlab "$@" ;;
     cluster) shift; cluster "$@" ;;
     *) run "$@" ;;
     esac
@@ -76,5 +91,6 @@ else
     run heads --head-kb 60
     cluster
     app
+    netlab
 fi
 echo "saved to $out" >&2
