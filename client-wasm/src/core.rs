@@ -309,11 +309,21 @@ struct Peer {
     /// Whether the connection is up now, and whether it ever was.
     up: bool,
     ever_up: bool,
-    /// Counts connection attempts (the first, then each restart): a deadline of an older one
-    /// is stale.
+    /// The attempt watched now (see [`Core::next_watch`]): a deadline of another one is stale.
     attempt: u32,
-    /// The ICE user fragments of this side's and the other side's last descriptions.
-    local_ufrag: Option<String>,
+    /// The ICE user fragments of this side's last two descriptions (an offer may still be
+    /// unanswered, or rolled back), and of the other side's last one.
+    local_ufrags: Vec<String>,
+    remote_ufrag: Option<String>,
+    /// The other side's ICE user fragment on the connection this one replaced: an offer
+    /// still carrying it (it waited at the relay) belongs to that dead connection.
+    stale_ufrag: Option<String>,
+}
+
+/// A connection given up: why, and the other side's ICE user fragment on it.
+#[derive(Debug)]
+struct Gone {
+    why: Unreachable,
     remote_ufrag: Option<String>,
 }
 
@@ -336,7 +346,10 @@ pub struct Core {
     in_room: bool,
     peers: BTreeMap<ClientId, Peer>,
     /// Members whose connection was given up, and why (their tiles say so).
-    failed: BTreeMap<ClientId, Unreachable>,
+    failed: BTreeMap<ClientId, Gone>,
+    /// Numbers every watched attempt of every connection, never reset, so that a deadline
+    /// meant for a connection that was closed meanwhile never applies to the next one.
+    watches: u32,
     /// The page's ICE servers, and whether a TURN server is known (the page's or the relay's).
     ice: IcePolicy,
     turn: bool,
@@ -374,6 +387,7 @@ impl Core {
             in_room: false,
             peers: BTreeMap::new(),
             failed: BTreeMap::new(),
+            watches: 0,
             ice: IcePolicy::default(),
             turn: false,
             early: BTreeMap::new(),
@@ -487,22 +501,20 @@ impl Core {
         out.push(Command::Status(status));
     }
 
+    /// A fresh number for a watched attempt.
+    fn next_watch(&mut self) -> u32 {
+        self.watches = self.watches.wrapping_add(1);
+        self.watches
+    }
+
     /// Gives the connection to `id` up: it is closed, its tile says why, and (when `tell`)
     /// the other side is told, so that it shows the same.
     fn give_up(&mut self, id: ClientId, why: Unreachable, tell: bool, out: &mut Vec<Command>) {
-        let ufrag = self.peers.remove(&id).and_then(|p| p.remote_ufrag);
-        self.failed.insert(id.clone(), why);
-        if tell && self.link == Link::Up && self.in_room {
-            let notice = PeerFailedNotice {
-                peer_failed: why.wire().to_owned(),
-                ufrag,
-            };
-            let json = serde_json::to_string(&notice).expect("a notice serializes");
-            out.push(Command::Send(ClientMessage::Message {
-                target_id: Some(id.clone()),
-                content: Payload::from_json(json).expect("valid JSON"),
-            }));
+        let remote_ufrag = self.peers.remove(&id).and_then(|p| p.remote_ufrag);
+        if tell {
+            self.tell_failed(&id, why, remote_ufrag.clone(), out);
         }
+        self.failed.insert(id.clone(), Gone { why, remote_ufrag });
         out.push(Command::Status(format!(
             "{}: {}",
             self.label(&id),
@@ -511,18 +523,71 @@ impl Core {
         out.push(Command::PeerFailed(id, why));
     }
 
+    /// Tells `id` that its connection (the one where its ICE user fragment is `ufrag`) was
+    /// given up here, when the relay can carry it.
+    fn tell_failed(
+        &self,
+        id: &ClientId,
+        why: Unreachable,
+        ufrag: Option<String>,
+        out: &mut Vec<Command>,
+    ) {
+        if self.link != Link::Up || !self.in_room {
+            return;
+        }
+        let notice = PeerFailedNotice {
+            peer_failed: why.wire().to_owned(),
+            ufrag,
+        };
+        let json = serde_json::to_string(&notice).expect("a notice serializes");
+        out.push(Command::Send(ClientMessage::Message {
+            target_id: Some(id.clone()),
+            content: Payload::from_json(json).expect("valid JSON"),
+        }));
+    }
+
+    /// After a resumed session: connections given up while away are told so (the relay may
+    /// not have carried it) and called again, as a newcomer would; connections not up restart
+    /// ICE on the connection they have. Those that are up go on untouched.
+    fn call_again(&mut self, out: &mut Vec<Command>) {
+        for (id, gone) in std::mem::take(&mut self.failed) {
+            self.tell_failed(&id, gone.why, gone.remote_ufrag.clone(), out);
+            out.push(Command::ClosePeer(id.clone()));
+            // Candidates that waited for it belong to the dead connection.
+            self.early.remove(&id);
+            self.create_peer(id.clone(), true, out);
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.stale_ufrag = gone.remote_ufrag;
+            }
+        }
+        let down: Vec<ClientId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.up && p.remote_set)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in down {
+            let attempt = self.next_watch();
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.attempt = attempt;
+            }
+            out.push(Command::RestartIce(id.clone()));
+            out.push(Command::WatchPeer(id, attempt, CONNECT_TIMEOUT_MS));
+        }
+    }
+
     /// A connection that did not come up, or went down for good: restarted while restarts
     /// may help (it worked before), else given up.
     fn peer_failed(&mut self, id: ClientId, out: &mut Vec<Command>) {
         let relay_up = self.link == Link::Up;
+        let attempt = self.next_watch();
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
         peer.up = false;
         if peer.ever_up && peer.restarts < MAX_ICE_RESTARTS && relay_up {
             peer.restarts += 1;
-            peer.attempt += 1;
-            let attempt = peer.attempt;
+            peer.attempt = attempt;
             out.push(Command::PeerReconnecting(id.clone(), true));
             out.push(Command::RestartIce(id.clone()));
             out.push(Command::WatchPeer(id, attempt, CONNECT_TIMEOUT_MS));
@@ -660,7 +725,12 @@ impl Core {
                 let Some(peer) = self.peers.get_mut(&id) else {
                     return out;
                 };
-                peer.local_ufrag = ice_ufrag(&sdp).or(peer.local_ufrag.take());
+                if let Some(ufrag) = ice_ufrag(&sdp) {
+                    if peer.local_ufrags.len() == 2 {
+                        peer.local_ufrags.remove(0);
+                    }
+                    peer.local_ufrags.push(ufrag);
+                }
                 match kind {
                     SdpKind::Offer => {
                         peer.making_offer = false;
@@ -765,6 +835,7 @@ impl Core {
                 }
             }
             Event::PeerState(id, link) => {
+                let attempt = self.next_watch();
                 let Some(peer) = self.peers.get_mut(&id) else {
                     return out;
                 };
@@ -774,14 +845,13 @@ impl Core {
                         peer.up = true;
                         peer.ever_up = true;
                         // Whatever deadline is pending was for an attempt that succeeded.
-                        peer.attempt += 1;
+                        peer.attempt = attempt;
                         out.push(Command::PeerReconnecting(id, false));
                     }
                     PeerLink::Disconnected => {
                         peer.up = false;
                         // It may come back on its own; if not soon, it is treated as failed.
-                        peer.attempt += 1;
-                        let attempt = peer.attempt;
+                        peer.attempt = attempt;
                         out.push(Command::PeerReconnecting(id.clone(), true));
                         out.push(Command::WatchPeer(id, attempt, DISCONNECTED_TIMEOUT_MS));
                     }
@@ -817,26 +887,13 @@ impl Core {
                     out.push(Command::Status(
                         "reconnected to the relay (session resumed)".into(),
                     ));
-                    // Connections that are not up (given up while away, or made from offers
-                    // that waited for us meanwhile) may work from here now: call them again,
-                    // as a newcomer would. Those that are up go on untouched.
-                    let down: Vec<ClientId> = self
-                        .peers
-                        .iter()
-                        .filter(|(_, p)| !p.up)
-                        .map(|(id, _)| id.clone())
-                        .chain(std::mem::take(&mut self.failed).into_keys())
-                        .collect();
-                    for id in down {
-                        self.peers.remove(&id);
-                        out.push(Command::ClosePeer(id.clone()));
-                        self.create_peer(id, true, out);
-                    }
+                    self.call_again(out);
                     return;
                 }
                 self.me = Some(client_id);
                 // A new session: peers of the old one can't be reached any more.
                 self.close_all(out);
+                self.turn = self.ice.page_turn;
                 if !ice_servers.is_empty() && !self.ice.from_page {
                     self.turn = ice_servers.iter().any(IceServer::is_turn);
                     out.push(Command::UseIceServers(ice_servers));
@@ -927,6 +984,8 @@ impl Core {
                     // Kept even after an ignored offer: the peer's ICE agent is the same, and
                     // its candidates apply once its answer to our offer is set.
                     Some(peer) => peer.pending.push(candidate),
+                    // A given-up connection's candidates would only confuse the next one.
+                    None if self.failed.contains_key(&from_id) => {}
                     None => self.early.entry(from_id).or_default().push(candidate),
                 }
             }
@@ -943,7 +1002,11 @@ impl Core {
                     let current = self
                         .peers
                         .get(&from_id)
-                        .is_some_and(|p| notice.ufrag.is_none() || notice.ufrag == p.local_ufrag);
+                        .is_some_and(|p| match &notice.ufrag {
+                            Some(ufrag) => p.local_ufrags.contains(ufrag),
+                            // Given up before any description: it can only be one not up yet.
+                            None => !p.ever_up,
+                        });
                     if let (Some(why), true) = (why, current) {
                         self.give_up(from_id, why, false, out);
                     }
@@ -960,6 +1023,11 @@ impl Core {
     }
 
     fn on_offer(&mut self, from: ClientId, sdp: Payload, out: &mut Vec<Command>) {
+        let ufrag = ice_ufrag(&sdp);
+        let stale = |p: &Peer| ufrag.is_some() && p.stale_ufrag == ufrag;
+        if self.peers.get(&from).is_some_and(stale) {
+            return; // From the connection this one replaced: it waited at the relay.
+        }
         if self.failed.remove(&from).is_some() {
             // It tries again (its network may have changed): a new connection, a new tile.
             out.push(Command::ClosePeer(from.clone()));
@@ -978,11 +1046,12 @@ impl Core {
         // The polite side rolls back its own offer (implicitly, in the browser) and answers.
         peer.signaling = Signaling::HaveRemoteOffer;
         peer.making_offer = false;
-        peer.remote_ufrag = ice_ufrag(&sdp).or(peer.remote_ufrag.take());
+        peer.remote_ufrag = ufrag.or(peer.remote_ufrag.take());
         out.push(Command::SetRemoteDescription(from, SdpKind::Offer, sdp));
     }
 
     fn create_peer(&mut self, id: ClientId, offerer: bool, out: &mut Vec<Command>) {
+        let attempt = self.next_watch();
         let me = self.me.as_ref().map_or("", ClientId::as_str);
         let peer = Peer {
             // A fixed order of ids gives each pair one polite and one impolite side.
@@ -996,9 +1065,10 @@ impl Core {
             restarts: 0,
             up: false,
             ever_up: false,
-            attempt: 0,
-            local_ufrag: None,
+            attempt,
+            local_ufrags: Vec::new(),
             remote_ufrag: None,
+            stale_ufrag: None,
         };
         self.peers.insert(id.clone(), peer);
         let label = self.label(&id);
@@ -1012,7 +1082,7 @@ impl Core {
             self.give_up(id, Unreachable::RelayOnlyWithoutTurn, true, out);
             return;
         }
-        out.push(Command::WatchPeer(id, 0, CONNECT_TIMEOUT_MS));
+        out.push(Command::WatchPeer(id, attempt, CONNECT_TIMEOUT_MS));
     }
 
     fn label(&self, id: &ClientId) -> String {

@@ -100,13 +100,13 @@ fn the_newcomer_offers_to_every_member() {
                 label: "user-a".into(),
                 offerer: true
             },
-            Command::WatchPeer(cid("a"), 0, CONNECT_TIMEOUT_MS),
+            Command::WatchPeer(cid("a"), watched(&cmds, "a"), CONNECT_TIMEOUT_MS),
             Command::CreatePeer {
                 id: cid("b"),
                 label: "user-b".into(),
                 offerer: true
             },
-            Command::WatchPeer(cid("b"), 0, CONNECT_TIMEOUT_MS),
+            Command::WatchPeer(cid("b"), watched(&cmds, "b"), CONNECT_TIMEOUT_MS),
         ]
     );
     // The offer starts when the browser asks for negotiation, and is sent once created.
@@ -160,7 +160,7 @@ fn members_do_not_offer_to_a_newcomer_but_answer_it() {
                 label: "nina".into(),
                 offerer: false
             },
-            Command::WatchPeer(cid("n"), 0, CONNECT_TIMEOUT_MS),
+            Command::WatchPeer(cid("n"), watched(&cmds, "n"), CONNECT_TIMEOUT_MS),
             Command::SetRemoteDescription(cid("n"), SdpKind::Offer, sdp("o")),
         ]
     );
@@ -746,6 +746,16 @@ fn recording_starts_and_stops() {
     );
 }
 
+/// The attempt that `cmds` watch for `id` (from its `WatchPeer`).
+fn watched(cmds: &[Command], id: &str) -> u32 {
+    cmds.iter()
+        .find_map(|c| match c {
+            Command::WatchPeer(p, attempt, _) if *p == cid(id) => Some(*attempt),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no deadline for {id} in {cmds:?}"))
+}
+
 fn user_joined(id: &str) -> Event {
     Event::Signal(ServerMessage::UserJoined {
         user_id: UserId::new(format!("user-{id}")).unwrap(),
@@ -813,12 +823,14 @@ fn failed_notice(to: &str, why: &str) -> Command {
 #[test]
 fn a_connection_that_never_comes_up_is_given_up_on_both_sides_at_its_deadline() {
     let mut core = welcomed("m");
-    core.handle(joined(&["a", "b"]));
+    let cmds = core.handle(joined(&["a", "b"]));
+    let (wa, wb) = (watched(&cmds, "a"), watched(&cmds, "b"));
+    assert_ne!(wa, wb, "every deadline has a number of its own");
     // b connects: its deadline, when it comes, is stale.
     core.handle(Event::PeerState(cid("b"), PeerLink::Connected));
-    assert_eq!(core.handle(Event::PeerDeadline(cid("b"), 0)), vec![]);
+    assert_eq!(core.handle(Event::PeerDeadline(cid("b"), wb)), vec![]);
     // a never does: given up, the other side told, the tile kept with the reason.
-    let cmds = core.handle(Event::PeerDeadline(cid("a"), 0));
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), wa));
     assert_eq!(
         cmds,
         vec![
@@ -831,7 +843,7 @@ fn a_connection_that_never_comes_up_is_given_up_on_both_sides_at_its_deadline() 
     );
     assert_eq!(core.peer_ids().collect::<Vec<_>>(), vec![&cid("b")]);
     // Its late events change nothing; its leaving removes the tile.
-    assert_eq!(core.handle(Event::PeerDeadline(cid("a"), 0)), vec![]);
+    assert_eq!(core.handle(Event::PeerDeadline(cid("a"), wa)), vec![]);
     assert_eq!(
         core.handle(Event::PeerState(cid("a"), PeerLink::Failed)),
         vec![]
@@ -922,7 +934,7 @@ fn description(ufrag: &str) -> Payload {
 fn a_notice_about_an_older_connection_is_ignored() {
     // m offers to a with ufrag "mine1"; a answers with "theirs1".
     let mut core = welcomed("m");
-    core.handle(joined(&["a"]));
+    let wa = watched(&core.handle(joined(&["a"])), "a");
     core.handle(Event::NegotiationNeeded(cid("a")));
     core.handle(Event::LocalDescription(
         cid("a"),
@@ -935,7 +947,7 @@ fn a_notice_about_an_older_connection_is_ignored() {
         sdp: description("theirs1"),
     }));
     // Given up here: the notice names a's side of the connection.
-    let cmds = core.handle(Event::PeerDeadline(cid("a"), 0));
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), wa));
     assert_eq!(
         cmds[0],
         Command::Send(ClientMessage::Message {
@@ -986,8 +998,8 @@ fn with_a_turn_server_the_reason_says_even_through_it() {
         resume_token: None,
         resumed: false,
     }));
-    core.handle(joined(&["a"]));
-    let cmds = core.handle(Event::PeerDeadline(cid("a"), 0));
+    let wa = watched(&core.handle(joined(&["a"])), "a");
+    let cmds = core.handle(Event::PeerDeadline(cid("a"), wa));
     assert_eq!(
         cmds.last(),
         Some(&Command::PeerFailed(cid("a"), Unreachable::EvenThroughTurn))
@@ -1056,7 +1068,11 @@ fn relay_only_without_a_turn_server_is_refused_up_front() {
         resumed: false,
     }));
     let cmds = core.handle(joined(&["a"]));
-    assert!(cmds.contains(&Command::WatchPeer(cid("a"), 0, CONNECT_TIMEOUT_MS)));
+    assert!(cmds.contains(&Command::WatchPeer(
+        cid("a"),
+        watched(&cmds, "a"),
+        CONNECT_TIMEOUT_MS
+    )));
 }
 
 #[test]
@@ -1070,10 +1086,13 @@ fn connections_given_up_while_away_are_called_again_when_the_session_resumes() {
         resume_token: Some("t".into()),
         resumed: false,
     }));
-    core.handle(joined(&["a", "b", "c"]));
+    let wa = watched(&core.handle(joined(&["a", "b", "c"])), "a");
     core.handle(Event::PeerState(cid("b"), PeerLink::Connected));
+    // c has a remote description, but is not up.
+    core.handle(answer_from("c", "ans"));
+    core.handle(Event::RemoteDescriptionSet(cid("c"), SdpKind::Answer));
     // The link goes: a's connection is given up, the relay socket is lost, and c's is not up.
-    core.handle(Event::PeerDeadline(cid("a"), 0));
+    core.handle(Event::PeerDeadline(cid("a"), wa));
     core.handle(Event::SignalClosed);
     core.handle(Event::ReconnectDue);
     core.handle(Event::SignalOpen);
@@ -1090,8 +1109,57 @@ fn connections_given_up_while_away_are_called_again_when_the_session_resumes() {
         |c| matches!(c, Command::CreatePeer { id, offerer: true, .. } if *id == cid("a")),
     );
     assert!(a_again.is_some() && created > a_again, "{cmds:?}");
-    assert!(cmds.contains(&Command::ClosePeer(cid("c"))), "{cmds:?}");
-    assert!(cmds.iter().any(|c| {
-        matches!(c, Command::CreatePeer { id, offerer: true, .. } if *id == cid("c"))
+    // a is told first (the relay may not have carried it while this page was away), so that
+    // its side drops the old connection before the new offer comes.
+    let told = cmds
+        .iter()
+        .position(|c| matches!(c, Command::Send(ClientMessage::Message { .. })));
+    assert!(told < a_again, "{cmds:?}");
+    // c restarts ICE on the connection it has: the other side knows that one.
+    assert!(cmds.contains(&Command::RestartIce(cid("c"))), "{cmds:?}");
+    assert!(!cmds.contains(&Command::ClosePeer(cid("c"))), "{cmds:?}");
+}
+
+#[test]
+fn an_offer_from_the_connection_that_was_replaced_is_ignored() {
+    let mut core = welcomed("m");
+    let wa = watched(&core.handle(joined(&["a"])), "a");
+    core.handle(Event::NegotiationNeeded(cid("a")));
+    core.handle(Event::LocalDescription(
+        cid("a"),
+        SdpKind::Offer,
+        description("m1"),
+    ));
+    core.handle(Event::Signal(ServerMessage::Answer {
+        from_id: cid("a"),
+        from_user_id: UserId::new("a").unwrap(),
+        sdp: description("old"),
     }));
+    core.handle(Event::PeerDeadline(cid("a"), wa));
+    // Away and back: a is called again on a new connection.
+    core.handle(Event::SignalClosed);
+    core.handle(Event::ReconnectDue);
+    core.handle(Event::SignalOpen);
+    core.handle(Event::Signal(ServerMessage::Welcome {
+        client_id: cid("m"),
+        ice_servers: vec![],
+        resume_token: None,
+        resumed: true,
+    }));
+    // An offer a's old connection sent meanwhile (it waited at the relay) changes nothing...
+    let offer = |ufrag: &str| {
+        Event::Signal(ServerMessage::Offer {
+            from_id: cid("a"),
+            from_user_id: UserId::new("a").unwrap(),
+            sdp: description(ufrag),
+        })
+    };
+    assert_eq!(core.handle(offer("old")), vec![]);
+    // ...while one from its new connection is taken.
+    let cmds = core.handle(offer("new"));
+    assert!(
+        cmds.iter()
+            .any(|c| matches!(c, Command::SetRemoteDescription(_, SdpKind::Offer, _))),
+        "{cmds:?}"
+    );
 }

@@ -170,7 +170,9 @@ impl Harness {
             .context("cannot open a browser session")?;
         client.goto(&self.url(query)).await?;
         let page = Page { client };
-        page.wait_for("the app to start", Duration::from_secs(20), |p| {
+        // A home on a lossy, delayed link takes a while to load the app (~360 KB).
+        let start = if home.is_some() { 60 } else { 20 };
+        page.wait_for("the app to start", Duration::from_secs(start), |p| {
             Box::pin(async move { Ok(p.body_attr("data-ready").await?.is_some()) })
         })
         .await?;

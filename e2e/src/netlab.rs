@@ -32,7 +32,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The public network's address of the `pub` namespace (relay and coturn).
@@ -93,28 +93,57 @@ pub struct Lab {
     homes: Vec<HomeSpec>,
     /// Every namespace, in creation order (deleted in reverse).
     namespaces: Vec<String>,
-    delays: Vec<DelayQueue>,
+    /// The delay queues, by home (made on first use).
+    delays: std::sync::Mutex<std::collections::HashMap<usize, DelayQueue>>,
 }
 
 /// Distinguishes the labs of one process (tests run in parallel).
 static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 
+/// Held while a lab is built (see [`Lab::new`]).
+static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Lab {
     /// Builds the public network, a sink, and one NAT and home per spec.
     pub fn new(homes: &[HomeSpec]) -> Result<Lab> {
         preflight()?;
+        // One lab is built at a time: iproute2, nft and iptables share host-wide locks and
+        // files (/run/netns, the xtables lock) that parallel set-ups would race for.
+        let _one = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
         let n = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
         let mut lab = Lab {
             prefix: format!("rvc{}x{n}", std::process::id()),
             homes: homes.to_vec(),
             namespaces: Vec::new(),
-            delays: Vec::new(),
+            delays: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         lab.build_public()?;
         for (k, home) in homes.iter().enumerate() {
             lab.build_home(k, home)?;
         }
+        lab.route_open_homes()?;
         Ok(lab)
+    }
+
+    /// Every NAT (and the public namespace) routes to the open homes' own networks through
+    /// their routers, so that an open home is reachable at its own address from everywhere.
+    fn route_open_homes(&self) -> Result<()> {
+        let open = self
+            .homes
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.nat == Nat::Open);
+        for (k, _) in open {
+            let net = format!("192.168.{}.0/24", 1 + k);
+            let via = self.nat_public_addr(k).to_string();
+            let others = (0..self.homes.len())
+                .filter(|j| *j != k)
+                .map(|j| self.nat_ns(j));
+            for ns in others.chain([self.public_ns()]) {
+                run(&["ip", "-n", &ns, "route", "add", &net, "via", &via])?;
+            }
+        }
+        Ok(())
     }
 
     /// The name of the public namespace.
@@ -191,70 +220,67 @@ impl Lab {
             &format!("192.168.{lan_net}.1"),
         ])?;
         run_in(&nat, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-        match spec.nat {
-            Nat::Open => {
-                let net = format!("192.168.{lan_net}.0/24");
-                let via = self.nat_public_addr(k).to_string();
-                run(&["ip", "-n", &public, "route", "add", &net, "via", &via])?;
-            }
-            Nat::Cone | Nat::Symmetric => nat_rules(&nat, spec)?,
+        // An open home's router only routes (see `route_open_homes`).
+        if spec.nat != Nat::Open {
+            nat_rules(&nat, spec)?;
         }
-        self.shape(k, spec.link)
+        self.set_link(k, spec.link)
     }
 
-    /// Shapes home `k`'s link (rates, loss, delay).
-    fn shape(&mut self, k: usize, link: Link) -> Result<()> {
+    /// Shapes home `k`'s link as `link` says, replacing its shape so far: rates, loss and
+    /// delay (so a test can load its pages first and then make the link bad).
+    pub fn set_link(&self, k: usize, link: Link) -> Result<()> {
         let nat = self.nat_ns(k);
         for (dev, rate) in [("wan", link.up_kbit), ("lan", link.down_kbit)] {
-            if let Some(kbit) = rate {
-                // A burst of a few packets and a queue of ~50 ms: like a home router.
-                let burst = (kbit / 8).max(4 * 1514 / 1000 + 1) * 1000;
-                run_in(
-                    &nat,
-                    &[
-                        "tc",
-                        "qdisc",
-                        "replace",
-                        "dev",
-                        dev,
-                        "root",
-                        "tbf",
-                        "rate",
-                        &format!("{kbit}kbit"),
-                        "burst",
-                        &burst.to_string(),
-                        "latency",
-                        "50ms",
-                    ],
-                )?;
+            match rate {
+                Some(kbit) => set_rate(&nat, dev, kbit)?,
+                // No qdisc of ours there yet is fine.
+                None => {
+                    let _ = run_in(&nat, &["tc", "qdisc", "del", "dev", dev, "root"]);
+                }
             }
         }
+        let chain = "add chain ip shape loss { type filter hook forward priority 0; }";
+        let mut loss = vec!["add table ip shape", chain, "flush chain ip shape loss"];
+        let rule = format!(
+            "add rule ip shape loss numgen random mod 100 < {} drop",
+            link.loss_pct
+        );
         if link.loss_pct > 0 {
-            let rule = format!(
-                "add rule ip shape loss numgen random mod 100 < {} drop",
-                link.loss_pct
-            );
-            let chain = "add chain ip shape loss { type filter hook forward priority 0; }";
-            nft(&nat, &["add table ip shape", chain, &rule])?;
+            loss.push(&rule);
         }
-        if link.delay_ms > 0 {
-            run_in(
-                &nat,
-                &[
-                    "iptables-legacy",
-                    "-t",
-                    "mangle",
-                    "-A",
-                    "FORWARD",
-                    "-j",
-                    "NFQUEUE",
-                    "--queue-num",
-                    "0",
-                ],
-            )?;
-            let delay = Duration::from_millis(u64::from(link.delay_ms));
-            self.delays.push(DelayQueue::start(ns_path(&nat), delay)?);
+        nft(&nat, &loss)?;
+        self.set_delay(k, Duration::from_millis(u64::from(link.delay_ms)))
+    }
+
+    /// Sets home `k`'s one-way delay, starting its delay queue the first time it is needed.
+    fn set_delay(&self, k: usize, delay: Duration) -> Result<()> {
+        let mut delays = self.delays.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = delays.get(&k) {
+            queue.set(delay);
+            return Ok(());
         }
+        if delay.is_zero() {
+            return Ok(());
+        }
+        let nat = self.nat_ns(k);
+        let queue = DelayQueue::start(ns_path(&nat), delay)?;
+        run_in(
+            &nat,
+            &[
+                "iptables-legacy",
+                "-w",
+                "-t",
+                "mangle",
+                "-A",
+                "FORWARD",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "0",
+            ],
+        )?;
+        delays.insert(k, queue);
         Ok(())
     }
 
@@ -312,7 +338,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for delay in &mut self.delays {
+        let delays = self.delays.get_mut().unwrap_or_else(|p| p.into_inner());
+        for delay in delays.values_mut() {
             delay.stop();
         }
         for ns in self.namespaces.iter().rev() {
@@ -328,6 +355,31 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// Caps the rate out of `dev` in namespace `ns` to `kbit` kbit/s (tbf).
+fn set_rate(ns: &str, dev: &str, kbit: u32) -> Result<()> {
+    // A burst of ~10 ms of traffic (at least four full packets) and a queue of ~50 ms: like a
+    // home router.
+    let burst = (kbit * 1000 / 8 / 100).max(4 * 1514);
+    run_in(
+        ns,
+        &[
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            dev,
+            "root",
+            "tbf",
+            "rate",
+            &format!("{kbit}kbit"),
+            "burst",
+            &burst.to_string(),
+            "latency",
+            "50ms",
+        ],
+    )
 }
 
 /// Fails with what is missing when namespaces can't be made here.
@@ -492,20 +544,23 @@ fn into_raw(fd: OwnedFd) -> std::os::fd::RawFd {
 /// namespace until stopped.
 struct DelayQueue {
     stop: Arc<AtomicBool>,
+    /// The delay, µs (changed while running by [`DelayQueue::set`]).
+    delay_us: Arc<AtomicU64>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl DelayQueue {
     fn start(ns: PathBuf, delay: Duration) -> Result<DelayQueue> {
         let stop = Arc::new(AtomicBool::new(false));
+        let delay_us = Arc::new(AtomicU64::new(micros(delay)));
         let (ready_tx, ready) = std::sync::mpsc::channel();
-        let flag = stop.clone();
+        let (flag, held_for) = (stop.clone(), delay_us.clone());
         let thread = std::thread::spawn(move || {
             let queue = enter(&ns).and_then(|()| open_queue());
             match queue {
                 Ok(queue) => {
                     let _ = ready_tx.send(Ok(()));
-                    hold(queue, delay, &flag);
+                    hold(queue, &held_for, &flag);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -518,8 +573,14 @@ impl DelayQueue {
             .context("cannot open the NFQUEUE for the delay")?;
         Ok(DelayQueue {
             stop,
+            delay_us,
             thread: Some(thread),
         })
+    }
+
+    /// Holds the packets that arrive from now on for `delay`.
+    fn set(&self, delay: Duration) {
+        self.delay_us.store(micros(delay), Ordering::Relaxed);
     }
 
     fn stop(&mut self) {
@@ -540,14 +601,21 @@ fn open_queue() -> std::io::Result<nfq::Queue> {
     Ok(queue)
 }
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// The delay loop: takes what arrived, releases what is due, sleeps at most a millisecond.
-fn hold(mut queue: nfq::Queue, delay: Duration, stop: &AtomicBool) {
+/// Packets leave in arrival order (a shorter delay set later waits behind longer ones).
+fn hold(mut queue: nfq::Queue, delay_us: &AtomicU64, stop: &AtomicBool) {
     let mut held: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
     while !stop.load(Ordering::Relaxed) {
         while let Ok(msg) = queue.recv() {
+            let delay = Duration::from_micros(delay_us.load(Ordering::Relaxed));
             held.push_back((Instant::now() + delay, msg));
         }
         let now = Instant::now();
+        // In order: the first one not due yet holds the others back.
         while held.front().is_some_and(|(due, _)| *due <= now) {
             let (_, mut msg) = held.pop_front().expect("checked");
             msg.set_verdict(nfq::Verdict::Accept);

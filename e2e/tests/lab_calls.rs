@@ -147,8 +147,9 @@ async fn without_turn_symmetric_nats_fail_the_same_way_on_both_pages() {
     let call = LabCall::start(&homes, false).await;
     let query = format!("room=lab-noturn&{}", call.stun_only());
     let a = call.joined(0, &query).await;
-    let started = Instant::now();
     let b = call.joined(1, &query).await;
+    // From b's joining (browser start-up not counted).
+    let started = Instant::now();
     let ids = client_ids(&[&a, &b]).await.unwrap();
     let reason = "can't connect directly; this network needs a TURN server";
     for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
@@ -206,8 +207,8 @@ async fn relay_only_without_turn_says_so_at_once() {
         status.contains("relay-only mode needs a TURN server"),
         "{status}"
     );
-    let started = Instant::now();
     let b = call.joined(1, &query).await;
+    let started = Instant::now();
     let ids = client_ids(&[&a, &b]).await.unwrap();
     let reason = "relay-only mode needs a TURN server, and none is configured";
     for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
@@ -235,14 +236,16 @@ async fn a_bad_link_plays_and_is_graded_with_real_numbers() {
         delay_ms: 100,
         loss_pct: 5,
     };
-    let homes = [
-        HomeSpec::behind(Nat::Cone).on(bad),
-        HomeSpec::behind(Nat::Cone),
-    ];
+    let homes = [HomeSpec::behind(Nat::Cone), HomeSpec::behind(Nat::Cone)];
     let call = LabCall::start(&homes, false).await;
     let query = format!("room=lab-bad&{}", call.stun_only());
-    let a = call.joined(0, &query).await;
-    let b = call.joined(1, &query).await;
+    // The pages load on a clean link (loading the app over this one takes long), then the
+    // link turns bad before the call.
+    let a = call.harness.page_in(0, &query).await.unwrap();
+    let b = call.harness.page_in(1, &query).await.unwrap();
+    call.lab.set_link(0, bad).unwrap();
+    a.join().await.unwrap();
+    b.join().await.unwrap();
     wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
     let ids = client_ids(&[&a, &b]).await.unwrap();
     for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
@@ -390,6 +393,23 @@ async fn three_pages_behind_three_kinds_of_network_all_play() {
     let refs: Vec<&Page> = pages.iter().collect();
     wait_full_mesh(&refs, MEDIA_DEADLINE).await.unwrap();
     assert_flowing(&refs).await;
+    // Without a NAT in the way the call goes direct (or through the cone's mapping); between
+    // the cone and the symmetric NAT only TURN gets through.
+    let ids = client_ids(&refs).await.unwrap();
+    for (page, peer) in [(0, 1), (1, 0)] {
+        let what = format!("page {page} to reach page {peer} without TURN");
+        wait_tile(refs[page], &ids[peer], "data-path", &what, |p| {
+            p != "relayed"
+        })
+        .await;
+    }
+    for (page, peer) in [(1, 2), (2, 1)] {
+        let what = format!("page {page} to reach page {peer} through TURN");
+        wait_tile(refs[page], &ids[peer], "data-path", &what, |p| {
+            p == "relayed"
+        })
+        .await;
+    }
     call.end(pages).await;
 }
 

@@ -74,6 +74,23 @@ async fn homes_reach_the_public_network_only_through_their_nat_as_its_kind_maps(
     for from in seen_from(&lab, 2, &[0]).await {
         assert_eq!(from.ip(), std::net::IpAddr::V4(lab.home_addr(2)));
     }
+    // ...and other homes reach it there, both ways.
+    let open = Lab::udp_in(&lab.home_ns(2), "0.0.0.0:5000".parse().unwrap()).unwrap();
+    let behind = Lab::udp_in(&lab.home_ns(0), "0.0.0.0:0".parse().unwrap()).unwrap();
+    behind
+        .send_to(b"hi", SocketAddr::from((lab.home_addr(2), 5000)))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let (_, from) = timeout(DEADLINE, open.recv_from(&mut buf))
+        .await
+        .expect("the open home is reachable from behind a NAT")
+        .unwrap();
+    open.send_to(b"back", from).await.unwrap();
+    timeout(DEADLINE, behind.recv_from(&mut buf))
+        .await
+        .expect("and its answer gets back")
+        .unwrap();
     // One local port, two destinations: the cone keeps one public port, the symmetric NAT
     // takes a new one for each destination.
     assert_eq!(cone[0].port(), cone[1].port(), "{cone:?}");
@@ -146,6 +163,33 @@ async fn a_link_gets_its_delay_and_loss() {
     );
     let share = f64::from(back) / f64::from(sent);
     assert!((0.35..0.8).contains(&share), "{back} of {sent} came back");
+}
+
+#[tokio::test]
+async fn a_link_can_turn_bad_and_good_again_while_in_use() {
+    let lab = Lab::new(&[HomeSpec::behind(Nat::Cone)]).unwrap();
+    let server = Lab::udp_in(&lab.public_ns(), SocketAddr::from((PUBLIC_ADDR, 0))).unwrap();
+    let target = SocketAddr::from((PUBLIC_ADDR, server.local_addr().unwrap().port()));
+    let client = Lab::udp_in(&lab.home_ns(0), "0.0.0.0:0".parse().unwrap()).unwrap();
+    let one_way = async || {
+        let started = Instant::now();
+        client.send_to(b"t", target).await.unwrap();
+        let mut buf = [0u8; 8];
+        timeout(DEADLINE, server.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        started.elapsed()
+    };
+    assert!(one_way().await < Duration::from_millis(50));
+    let slow = Link {
+        delay_ms: 150,
+        ..Link::default()
+    };
+    lab.set_link(0, slow).unwrap();
+    assert!(one_way().await >= Duration::from_millis(150));
+    lab.set_link(0, Link::default()).unwrap();
+    assert!(one_way().await < Duration::from_millis(50));
 }
 
 #[tokio::test]

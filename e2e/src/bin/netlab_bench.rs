@@ -28,7 +28,7 @@ const SECRET: &str = "bench-turn-secret";
 struct Bench {
     harness: Harness,
     turn: TurnServer,
-    _lab: Arc<Lab>,
+    lab: Arc<Lab>,
 }
 
 impl Bench {
@@ -41,11 +41,7 @@ impl Bench {
             ..Config::default()
         };
         let harness = Harness::start_in(lab.clone(), config).await?;
-        Ok(Bench {
-            harness,
-            turn,
-            _lab: lab,
-        })
+        Ok(Bench { harness, turn, lab })
     }
 
     /// The two pages, one per home, on the app.
@@ -167,14 +163,14 @@ async fn bad_link(hold: Duration) -> Result<()> {
         delay_ms: 100,
         loss_pct: 5,
     };
-    let bench = Bench::start([
-        HomeSpec::behind(Nat::Cone).on(bad),
-        HomeSpec::behind(Nat::Cone),
-    ])
-    .await?;
-    let (a, b) = bench.pages().await?;
+    let bench = Bench::start([HomeSpec::behind(Nat::Cone), HomeSpec::behind(Nat::Cone)]).await?;
     let query = format!("room=bench-bad&ice={}", bench.turn.stun_url());
-    bench.round(&a, &b, &query).await?;
+    let a = bench.harness.page_in(0, &query).await?;
+    let b = bench.harness.page_in(1, &query).await?;
+    // Loaded on a clean link, then the link turns bad before the call.
+    bench.lab.set_link(0, bad)?;
+    a.join().await?;
+    b.join().await?;
     let (a_id, b_id) = (id(&a).await?, id(&b).await?);
     first_frame(&a, &b_id).await?;
     first_frame(&b, &a_id).await?;
