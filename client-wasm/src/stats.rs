@@ -21,6 +21,8 @@ pub struct Sample {
     pub audio_energy: f64,
     /// The received audio's duration so far, seconds (`totalSamplesDuration`).
     pub audio_seconds: f64,
+    /// Audio packets received so far.
+    pub audio_packets: u64,
     /// How the selected candidate pair gets through (`None`: no pair selected yet).
     pub path: Option<Path>,
     /// The received video's freezes so far (`freezeCount`) and their total length, seconds

@@ -261,7 +261,20 @@ impl Ui {
         if let Some(current) = current {
             select.set_value(current);
         }
-        let _ = select.toggle_attribute_with_force("disabled", devices.len() < 2);
+        // One device (or none) leaves nothing to pick: the picker is disabled and says why.
+        let single = devices.len() < 2;
+        let _ = select.toggle_attribute_with_force("disabled", single);
+        let name = if kind == MediaKind::Audio {
+            "Microphone"
+        } else {
+            "Camera"
+        };
+        let title = match devices.len() {
+            0 => format!("{name}: none found"),
+            1 => format!("{name}: the only one found"),
+            _ => name.to_owned(),
+        };
+        let _ = select.set_attribute("title", &title);
     }
 
     /// Reflects recording on its button (the bytes recorded so far start again at 0).

@@ -438,8 +438,7 @@ impl App {
                 self.screen = Some((stream, ended));
             }
             AppEvent::Screen(Err(e)) => {
-                self.ui
-                    .set_notice(&format!("Screen sharing did not start: {e}"));
+                self.ui.set_notice(&share_failure(&e));
                 self.drive(Event::ShareEnded);
             }
             AppEvent::DevicesChanged => {
@@ -680,12 +679,15 @@ impl App {
                 self.ui.set_media_on(kind, on);
             }
             Command::StartShare => {
-                let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
-                let devices = window
-                    .navigator()
-                    .media_devices()
-                    .map_err(js("mediaDevices"))?;
-                let promise = devices.get_display_media().map_err(js("getDisplayMedia"))?;
+                // A browser without the API (or refusing at once) ends the same way as a
+                // refusal later: the page says why and the core leaves sharing.
+                let promise = match display_media() {
+                    Ok(promise) => promise,
+                    Err(e) => {
+                        self.events.send(AppEvent::Screen(Err(e)));
+                        return Ok(());
+                    }
+                };
                 let events = self.events.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     let result = error::await_promise("getDisplayMedia", promise)
@@ -821,4 +823,35 @@ impl App {
         });
         self.ui.set_notice(&format!("Link to share: {href}"));
     }
+}
+
+/// Asks the browser for a screen, window or tab to share.
+fn display_media() -> Result<js_sys::Promise, WebError> {
+    let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
+    let devices = window
+        .navigator()
+        .media_devices()
+        .map_err(js("mediaDevices"))?;
+    let has_api =
+        js_sys::Reflect::has(&devices, &JsValue::from_str("getDisplayMedia")).unwrap_or(false);
+    if !has_api {
+        return Err(WebError {
+            api: "getDisplayMedia",
+            name: Some("NotSupportedError".into()),
+            message: "not available in this browser".into(),
+        });
+    }
+    devices.get_display_media().map_err(js("getDisplayMedia"))
+}
+
+/// What the page says when sharing did not start: the reason in words, then the browser's.
+fn share_failure(e: &WebError) -> String {
+    let reason = match e.name.as_deref() {
+        Some("NotAllowedError") => "sharing was cancelled or is not allowed for this page",
+        Some("NotFoundError") => "this browser found no screen or window to capture",
+        Some("NotSupportedError") | Some("TypeError") => "this browser cannot share a screen",
+        Some("NotReadableError") | Some("AbortError") => "the screen could not be captured",
+        _ => "the browser refused",
+    };
+    format!("Screen sharing did not start: {reason} ({e}).")
 }

@@ -139,8 +139,10 @@ impl Peer {
         init.set_id(0);
         let chat = pc.create_data_channel_with_data_channel_dict("chat", &init);
         for (kind, open) in [("open", true), ("close", false)] {
-            let (id, events) = (id.clone(), events.clone());
+            let (id, events, tile) = (id.clone(), events.clone(), tile.clone());
             listeners.push(Listener::new(chat.as_ref(), kind, move |_| {
+                // The tile says whether chat goes peer to peer (`data-chat`).
+                let _ = tile.set_attribute("data-chat", kind);
                 events.send(AppEvent::Core(Event::ChatChannel(id.clone(), open)));
             }));
         }
@@ -326,6 +328,12 @@ impl Peer {
             .set_attribute("data-freezes", &sample.freezes.to_string());
         let freeze_ms = format!("{:.0}", sample.freeze_seconds * 1000.0);
         let _ = self.tile.set_attribute("data-freeze-ms", &freeze_ms);
+        let audio_packets = sample.audio_packets.to_string();
+        let _ = self
+            .tile
+            .set_attribute("data-audio-packets", &audio_packets);
+        let energy = format!("{:.6}", sample.audio_energy);
+        let _ = self.tile.set_attribute("data-audio-energy", &energy);
         let _ = self
             .tile
             .toggle_attribute_with_force("data-speaking", speaking);
@@ -529,20 +537,21 @@ pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebE
     // Candidate types by id, and the selected pair's two ids: resolved once all are read.
     let mut candidates = std::collections::HashMap::new();
     let mut selected = None;
+    let mut rtt_from_reports = None;
     for entry in entries {
         let entry = entry.map_err(js("getStats"))?;
         let stat = Reflect::get(&entry, &JsValue::from_f64(1.0)).map_err(js("getStats"))?;
         match text(&stat, "type").as_deref() {
-            Some("candidate-pair") => {
-                let nominated = Reflect::get(&stat, &JsValue::from_str("nominated"))
-                    .ok()
-                    .and_then(|n| n.as_bool());
-                if text(&stat, "state").as_deref() == Some("succeeded") && nominated == Some(true) {
-                    if let Some(rtt) = number(&stat, "currentRoundTripTime") {
-                        sample.rtt_ms = Some(rtt * 1000.0);
-                    }
-                    selected =
-                        text(&stat, "localCandidateId").zip(text(&stat, "remoteCandidateId"));
+            Some("candidate-pair") if selected_pair(&stat) => {
+                if let Some(rtt) = pair_rtt(&stat) {
+                    sample.rtt_ms = Some(rtt * 1000.0);
+                }
+                selected = text(&stat, "localCandidateId").zip(text(&stat, "remoteCandidateId"));
+            }
+            // Where the pair has no round-trip time (yet), the peer's RTCP reports have one.
+            Some("remote-inbound-rtp") => {
+                if let Some(rtt) = number(&stat, "roundTripTime") {
+                    rtt_from_reports = Some(rtt * 1000.0);
                 }
             }
             Some("local-candidate" | "remote-candidate") => {
@@ -554,10 +563,33 @@ pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebE
             _ => {}
         }
     }
+    sample.rtt_ms = sample.rtt_ms.or(rtt_from_reports);
     sample.path = selected.and_then(|(local, remote)| {
         crate::stats::Path::of(candidates.get(&local)?, candidates.get(&remote)?)
     });
     Ok(sample)
+}
+
+/// Whether a candidate pair is the one in use: succeeded and nominated (Chromium), or
+/// `selected` (Firefox, which may leave `nominated` out).
+fn selected_pair(stat: &JsValue) -> bool {
+    let flag = |key: &str| {
+        Reflect::get(stat, &JsValue::from_str(key))
+            .ok()
+            .and_then(|v| v.as_bool())
+            == Some(true)
+    };
+    text(stat, "state").as_deref() == Some("succeeded") && (flag("nominated") || flag("selected"))
+}
+
+/// A pair's round-trip time, seconds: `currentRoundTripTime`, else the average of its
+/// checks so far (engines that report only the totals).
+fn pair_rtt(stat: &JsValue) -> Option<f64> {
+    number(stat, "currentRoundTripTime").or_else(|| {
+        let total = number(stat, "totalRoundTripTime")?;
+        let responses = number(stat, "responsesReceived").filter(|n| *n > 0.0)?;
+        Some(total / responses)
+    })
 }
 
 /// Adds one inbound RTP stream's figures to `sample`.
@@ -568,6 +600,7 @@ fn add_inbound(sample: &mut crate::stats::Sample, stat: &JsValue) {
     sample.packets_lost += number(stat, "packetsLost").unwrap_or(0.0).max(0.0) as u64;
     match text(stat, "kind").as_deref() {
         Some("audio") => {
+            sample.audio_packets += number(stat, "packetsReceived").unwrap_or(0.0) as u64;
             sample.audio_energy += number(stat, "totalAudioEnergy").unwrap_or(0.0);
             sample.audio_seconds += number(stat, "totalSamplesDuration").unwrap_or(0.0);
         }

@@ -1,5 +1,8 @@
 //! Local recording with MediaRecorder: the local camera and microphone, plus the audio of every
 //! remote peer when recording starts, into a WebM file offered as a download link.
+//!
+//! The audio tracks are mixed into one (Web Audio) before they reach the recorder: recorders
+//! take one audio track (Chromium records only the first, Firefox refuses more).
 
 use super::error::{WebError, js};
 use super::listener::Listener;
@@ -7,13 +10,52 @@ use super::{AppEvent, Events};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
-use web_sys::{Blob, BlobEvent, MediaRecorder, MediaStream, MediaStreamTrack, RecordingState};
+use web_sys::{
+    AudioContext, Blob, BlobEvent, MediaRecorder, MediaStream, MediaStreamTrack, RecordingState,
+};
 
 /// A recording in progress; its pieces are collected as the recorder hands them over.
 pub struct Recording {
     recorder: MediaRecorder,
     chunks: Rc<RefCell<Vec<Blob>>>,
+    /// Mixes the audio tracks into the one the recorder takes (closed with the recording).
+    mixer: AudioContext,
     _listeners: Vec<Listener>,
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let _ = self.mixer.close();
+    }
+}
+
+/// The local video tracks and one audio track mixing `audio`, and the context doing the mix.
+fn mixed(
+    local: &MediaStream,
+    audio: &[MediaStreamTrack],
+) -> Result<(MediaStream, AudioContext), WebError> {
+    let mixer = AudioContext::new().map_err(js("AudioContext"))?;
+    let out = mixer
+        .create_media_stream_destination()
+        .map_err(js("createMediaStreamDestination"))?;
+    for track in audio {
+        let tracks: js_sys::Array = std::iter::once(track.clone()).collect();
+        let one = MediaStream::new_with_tracks(&tracks).map_err(js("MediaStream"))?;
+        let source = mixer
+            .create_media_stream_source(&one)
+            .map_err(js("createMediaStreamSource"))?;
+        source
+            .connect_with_audio_node(&out)
+            .map_err(js("AudioNode.connect"))?;
+    }
+    let stream = MediaStream::new().map_err(js("MediaStream"))?;
+    for track in local.get_video_tracks().iter() {
+        stream.add_track(&track.unchecked_into());
+    }
+    for track in out.stream().get_audio_tracks().iter() {
+        stream.add_track(&track.unchecked_into());
+    }
+    Ok((stream, mixer))
 }
 
 impl Recording {
@@ -25,11 +67,13 @@ impl Recording {
         remote_audio: &[MediaStreamTrack],
         events: &Events,
     ) -> Result<Recording, WebError> {
-        let stream =
-            MediaStream::new_with_tracks(&local.get_tracks()).map_err(js("MediaStream"))?;
-        for track in remote_audio {
-            stream.add_track(track);
-        }
+        let audio: Vec<MediaStreamTrack> = local
+            .get_audio_tracks()
+            .iter()
+            .map(JsCast::unchecked_into)
+            .chain(remote_audio.iter().cloned())
+            .collect();
+        let (stream, mixer) = mixed(local, &audio)?;
         let recorder =
             MediaRecorder::new_with_media_stream(&stream).map_err(js("MediaRecorder"))?;
         let chunks = Rc::new(RefCell::new(Vec::new()));
@@ -55,6 +99,7 @@ impl Recording {
         Ok(Recording {
             recorder,
             chunks,
+            mixer,
             _listeners: vec![data, stopped],
         })
     }
