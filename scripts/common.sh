@@ -80,6 +80,16 @@ ensure_chromium() {
   export CHROME_BIN="${CHROME_BIN:-$(command -v chromium)}"
 }
 
+# Headless Firefox (Debian's ESR) and geckodriver (pinned, from crates.io), for the browser tests
+# in the second engine.
+GECKODRIVER_VERSION=0.37.1
+ensure_firefox() {
+  command -v firefox-esr >/dev/null || apt_install firefox-esr
+  cargo_install_pinned geckodriver "$GECKODRIVER_VERSION" geckodriver
+  export GECKODRIVER="${GECKODRIVER:-$(command -v geckodriver)}"
+  export FIREFOX_BIN="${FIREFOX_BIN:-$(command -v firefox-esr)}"
+}
+
 # redis-server, for the tests of the shared Redis room store (server/tests/redis_store.rs):
 # they start their own servers on loopback ports, so the package's service is not needed.
 ensure_redis() {

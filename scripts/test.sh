@@ -4,7 +4,7 @@
 #   the workspace's unit, property and integration tests (the relay's start the real server on
 #   127.0.0.1:0; e2e/ makes real calls between headless Chromium pages through the relay, on
 #   loopback and in a network lab of namespaces behind NATs and shaped links: needs root);
-#   the browser app's wasm-bindgen tests in headless Chromium;
+#   the browser app's wasm-bindgen tests in headless Chromium and headless Firefox;
 #   the Redis room store's tests against real redis-server processes (installed when missing).
 # Artefacts (the 3-way call screenshot) land in artifacts/.
 
@@ -13,6 +13,7 @@ cd "$ROOT"
 ensure_rust
 ensure_wasm_toolchain
 ensure_chromium
+ensure_firefox
 ensure_redis
 ensure_coturn
 ensure_netlab
@@ -26,5 +27,7 @@ build_app
 log "cargo test (protocol, relay, client core, bench, end-to-end calls)"
 cargo test --workspace --locked
 log "browser tests of the app (wasm-bindgen-test in headless Chromium)"
-cargo test -p client-wasm --target wasm32-unknown-unknown --locked
+env -u GECKODRIVER cargo test -p client-wasm --target wasm32-unknown-unknown --locked
+log "browser tests of the app (wasm-bindgen-test in headless Firefox)"
+env -u CHROMEDRIVER cargo test -p client-wasm --target wasm32-unknown-unknown --locked
 log "all tests passed; artefacts in artifacts/: $(ls artifacts 2>/dev/null | tr '\n' ' ')"
