@@ -45,6 +45,97 @@ pub const CHROME_ARGS: &[&str] = &[
     "--window-size=1280,800",
 ];
 
+/// Firefox preferences: fake camera and microphone without a permission prompt, autoplay, ICE
+/// over loopback (for pages on this machine), and media on the lab's plain-http origin.
+pub const FIREFOX_PREFS: &[(&str, bool)] = &[
+    ("media.navigator.streams.fake", true),
+    ("media.navigator.permission.disabled", true),
+    ("media.peerconnection.ice.loopback", true),
+    ("media.devices.insecure.enabled", true),
+    ("media.getusermedia.insecure.enabled", true),
+    ("browser.shell.checkDefaultBrowser", false),
+];
+
+/// A browser engine pages can run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// Chromium, through chromedriver.
+    Chromium,
+    /// Firefox (ESR), through geckodriver.
+    Firefox,
+}
+
+impl Engine {
+    /// Both engines.
+    pub const ALL: [Engine; 2] = [Engine::Chromium, Engine::Firefox];
+
+    /// Its name, for messages and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox",
+        }
+    }
+
+    /// The WebDriver server (`CHROMEDRIVER` / `GECKODRIVER`, else from PATH) and what installs
+    /// it.
+    fn driver_program(self) -> (String, &'static str) {
+        match self {
+            Engine::Chromium => (
+                std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into()),
+                "chromium-driver",
+            ),
+            Engine::Firefox => (
+                std::env::var("GECKODRIVER").unwrap_or_else(|_| "geckodriver".into()),
+                "geckodriver 0.37.1 (cargo install geckodriver)",
+            ),
+        }
+    }
+
+    /// The capabilities of a new session; `secure_origin`: an http origin to treat as secure.
+    fn capabilities(self, secure_origin: Option<&str>) -> serde_json::Map<String, Value> {
+        let mut caps = serde_json::Map::new();
+        match self {
+            Engine::Chromium => {
+                let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
+                if let Some(origin) = secure_origin {
+                    // Not loopback, not https: without this the page gets no camera.
+                    args.push(format!(
+                        "--unsafely-treat-insecure-origin-as-secure={origin}"
+                    ));
+                }
+                let binary =
+                    std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
+                caps.insert(
+                    "goog:chromeOptions".into(),
+                    json!({ "args": args, "binary": binary }),
+                );
+            }
+            Engine::Firefox => {
+                let prefs: serde_json::Map<String, Value> = FIREFOX_PREFS
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Value::from(*v)))
+                    .chain([
+                        ("media.autoplay.default".to_owned(), Value::from(0)),
+                        ("media.autoplay.blocking_policy".to_owned(), Value::from(0)),
+                    ])
+                    .collect();
+                let binary =
+                    std::env::var("FIREFOX_BIN").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+                caps.insert(
+                    "moz:firefoxOptions".into(),
+                    json!({
+                        "binary": binary,
+                        "args": ["-headless", "-width=1280", "-height=800"],
+                        "prefs": prefs,
+                    }),
+                );
+            }
+        }
+        caps
+    }
+}
+
 /// The workspace's `dist/` (the built app).
 pub fn dist_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist")
@@ -65,9 +156,13 @@ pub struct Harness {
     relay: Option<RelayTask>,
     /// The lab the relay runs in (its public namespace), if any.
     lab: Option<Arc<Lab>>,
-    /// By home (`None`: this machine's loopback).
-    drivers: std::sync::Mutex<HashMap<Option<usize>, Arc<Driver>>>,
+    /// By home (`None`: this machine's loopback) and engine; geckodriver serves one session
+    /// at a time, so each Firefox page has one of its own (under a running number).
+    drivers: std::sync::Mutex<Drivers>,
 }
+
+/// A harness's WebDriver servers, by (home, engine, running number).
+type Drivers = HashMap<(Option<usize>, Engine, usize), Arc<Driver>>;
 
 impl Harness {
     /// Starts the relay with `config` (its `static_dir` set to `dist/`) on `127.0.0.1:0`, and
@@ -75,8 +170,7 @@ impl Harness {
     pub async fn start(config: Config) -> Result<Harness> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let harness = Self::serve(listener, config, None)?;
-        let driver = Driver::start(None, None).await?;
-        harness.drivers()?.insert(None, Arc::new(driver));
+        harness.driver(None, Engine::Chromium).await?;
         Ok(harness)
     }
 
@@ -112,7 +206,7 @@ impl Harness {
         })
     }
 
-    fn drivers(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Option<usize>, Arc<Driver>>>> {
+    fn drivers(&self) -> Result<std::sync::MutexGuard<'_, Drivers>> {
         self.drivers
             .lock()
             .map_err(|_| anyhow::anyhow!("a thread panicked holding the drivers"))
@@ -123,7 +217,7 @@ impl Harness {
     pub fn driver_pid(&self) -> u32 {
         self.drivers()
             .ok()
-            .and_then(|d| d.get(&None).map(|d| d.child.id()))
+            .and_then(|d| d.get(&(None, Engine::Chromium, 0)).map(|d| d.child.id()))
             .unwrap_or(0)
     }
 
@@ -137,39 +231,37 @@ impl Harness {
         format!("http://{}", self.addr)
     }
 
-    /// Opens a new browser on the app with `query` and waits until the app is running.
+    /// Opens a new Chromium page on the app with `query` and waits until the app is running.
     pub async fn page(&self, query: &str) -> Result<Page> {
-        self.open(None, query).await
+        self.open(None, Engine::Chromium, query).await
     }
 
-    /// Opens a page in the lab's home `home`.
+    /// Opens a page in `engine`.
+    pub async fn page_with(&self, engine: Engine, query: &str) -> Result<Page> {
+        self.open(None, engine, query).await
+    }
+
+    /// Opens a Chromium page in the lab's home `home`.
     pub async fn page_in(&self, home: usize, query: &str) -> Result<Page> {
-        self.open(Some(home), query).await
+        self.open(Some(home), Engine::Chromium, query).await
     }
 
-    async fn open(&self, home: Option<usize>, query: &str) -> Result<Page> {
-        let driver = self.driver(home).await?;
-        let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
-        if home.is_some() {
-            // Not loopback, not https: without this the page gets no camera (no secure origin).
-            args.push(format!(
-                "--unsafely-treat-insecure-origin-as-secure={}",
-                self.origin()
-            ));
-        }
-        let mut caps = serde_json::Map::new();
-        let binary = std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "args": args, "binary": binary }),
-        );
+    /// Opens a page in `engine` in the lab's home `home`.
+    pub async fn page_in_with(&self, home: usize, engine: Engine, query: &str) -> Result<Page> {
+        self.open(Some(home), engine, query).await
+    }
+
+    async fn open(&self, home: Option<usize>, engine: Engine, query: &str) -> Result<Page> {
+        let driver = self.driver(home, engine).await?;
+        let origin = self.origin();
+        let caps = engine.capabilities(home.map(|_| origin.as_str()));
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&driver.url)
             .await
             .context("cannot open a browser session")?;
         client.goto(&self.url(query)).await?;
-        let page = Page { client };
+        let page = Page { client, engine };
         // A home on a lossy, delayed link takes a while to load the app (~360 KB).
         let start = if home.is_some() { 60 } else { 20 };
         page.wait_for("the app to start", Duration::from_secs(start), |p| {
@@ -179,9 +271,14 @@ impl Harness {
         Ok(page)
     }
 
-    /// The chromedriver for `home` (started on first use).
-    async fn driver(&self, home: Option<usize>) -> Result<Arc<Driver>> {
-        if let Some(driver) = self.drivers()?.get(&home) {
+    /// The WebDriver server of `engine` for `home` (started on first use; for Firefox, one
+    /// per page).
+    async fn driver(&self, home: Option<usize>, engine: Engine) -> Result<Arc<Driver>> {
+        let n = match engine {
+            Engine::Chromium => 0,
+            Engine::Firefox => self.drivers()?.len() + 1,
+        };
+        if let Some(driver) = self.drivers()?.get(&(home, engine, n)) {
             return Ok(driver.clone());
         }
         let ns = match (home, &self.lab) {
@@ -189,8 +286,8 @@ impl Harness {
             (Some(_), None) => bail!("pages in homes need a harness started in a lab"),
             (None, _) => None,
         };
-        let driver = Arc::new(Driver::start(ns, home).await?);
-        self.drivers()?.insert(home, driver.clone());
+        let driver = Arc::new(Driver::start(ns, home, engine).await?);
+        self.drivers()?.insert((home, engine, n), driver.clone());
         Ok(driver)
     }
 
@@ -233,11 +330,9 @@ fn spawn_relay(
     (stop, relay)
 }
 
-/// The port chromedriver listens on inside a lab home (each home's loopback is its own).
-const HOME_DRIVER_PORT: u16 = 9515;
-
-/// One chromedriver and the browsers it starts, in its own process group; inside a lab home,
-/// reached through a loopback port of this machine that forwards into the home.
+/// One WebDriver server (chromedriver or geckodriver) and the browsers it starts, in its own
+/// process group; inside a lab home, reached through a loopback port of this machine that
+/// forwards into the home.
 struct Driver {
     child: Child,
     url: String,
@@ -245,13 +340,19 @@ struct Driver {
 }
 
 impl Driver {
-    /// Starts chromedriver here (`ns` `None`) or inside namespace `ns`, and waits until it
-    /// accepts connections.
-    async fn start(ns: Option<String>, home: Option<usize>) -> Result<Driver> {
-        let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let port = match ns {
-            None => free_port()?,
-            Some(_) => HOME_DRIVER_PORT,
+    /// Starts the WebDriver server of `engine` here (`ns` `None`) or inside namespace `ns`,
+    /// and waits until it accepts connections.
+    async fn start(ns: Option<String>, home: Option<usize>, engine: Engine) -> Result<Driver> {
+        let (program, package) = engine.driver_program();
+        // In a home the server listens on the same port number as the loopback port that
+        // forwards into it (each home's loopback is its own): geckodriver refuses requests
+        // whose Host header names another port.
+        let (port, outside) = match &ns {
+            None => (free_port()?, None),
+            Some(_) => {
+                let outside = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                (outside.local_addr()?.port(), Some(outside))
+            }
         };
         let mut command = match &ns {
             None => Command::new(&program),
@@ -265,7 +366,7 @@ impl Driver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("cannot start {program} (install chromium-driver)"))?;
+            .with_context(|| format!("cannot start {program} (install {package})"))?;
         let mut driver = Driver {
             child,
             url: String::new(),
@@ -282,40 +383,34 @@ impl Driver {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("chromedriver did not listen on port {port} (home {home:?})");
+                bail!("{program} did not listen on port {port} (home {home:?})");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        driver.url = match ns {
-            None => format!("http://127.0.0.1:{port}"),
-            Some(ns) => {
-                let (url, bridge) = bridge_into(ns, target).await?;
-                driver.bridge = Some(bridge);
-                url
-            }
-        };
+        driver.url = format!("http://127.0.0.1:{port}");
+        if let (Some(ns), Some(outside)) = (ns, outside) {
+            driver.bridge = Some(bridge_into(outside, ns, target));
+        }
         Ok(driver)
     }
 }
 
-/// A loopback port of this machine whose connections are forwarded to `target` inside `ns`.
-async fn bridge_into(
+/// Forwards the connections `outside` accepts to `target` inside `ns`.
+fn bridge_into(
+    outside: tokio::net::TcpListener,
     ns: String,
     target: SocketAddr,
-) -> Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        while let Ok((mut outside, _)) = listener.accept().await {
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = outside.accept().await {
             let ns = ns.clone();
             tokio::spawn(async move {
                 if let Ok(mut inside) = Lab::connect_in(&ns, target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
+                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut inside).await;
                 }
             });
         }
-    });
-    Ok((url, task))
+    })
 }
 
 impl Drop for Driver {
@@ -358,6 +453,8 @@ pub struct Tile {
 pub struct Page {
     /// The WebDriver session.
     pub client: Client,
+    /// The engine it runs in.
+    pub engine: Engine,
 }
 
 type Check<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool>> + 'a>>;

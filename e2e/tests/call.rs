@@ -1,20 +1,24 @@
-//! End-to-end: real calls between headless Chromium pages (fake camera and microphone) through
+//! End-to-end: real calls between headless browser pages (fake camera and microphone) through
 //! the real relay with its default limits, serving the built app. Two pages, then three: every
 //! page must get every other page's video playing; then one page leaves and its tiles go away.
+//! Each feature runs with Chromium pages, and again with a Firefox page on one side (the
+//! engine of each page is a parameter: `C` / `F`).
 
-use e2e::{Harness, Page, artifacts_dir};
+use e2e::Engine::{Chromium as C, Firefox as F};
+use e2e::{Engine, Harness, Page, artifacts_dir};
 use server::Config;
 use std::time::Duration;
 
 /// How long a call may take to show video everywhere (generous: 2 shared cores, 3 browsers).
 const MEDIA_DEADLINE: Duration = Duration::from_secs(45);
 
-/// A relay with its defaults and two pages in a call in `room`, each playing the other's video.
-async fn call_of_two(room: &str) -> (Harness, Page, Page) {
+/// A relay with its defaults and two pages (of `engines`) in a call in `room`, each playing
+/// the other's video.
+async fn call_of_two(room: &str, engines: [Engine; 2]) -> (Harness, Page, Page) {
     let harness = Harness::start(Config::default()).await.unwrap();
     let query = format!("room={room}&ice=");
-    let a = harness.page(&query).await.unwrap();
-    let b = harness.page(&query).await.unwrap();
+    let a = harness.page_with(engines[0], &query).await.unwrap();
+    let b = harness.page_with(engines[1], &query).await.unwrap();
     join(&a).await;
     join(&b).await;
     assert_full_mesh(&[&a, &b]).await;
@@ -195,10 +199,19 @@ async fn pages_reconnect_and_rejoin_when_the_relay_returns() {
 /// the others show its tile, with no extra negotiation breaking the call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receive_only_page_sees_the_others() {
+    receive_only(C).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_only_firefox_page_sees_the_others() {
+    receive_only(F).await;
+}
+
+async fn receive_only(viewer_engine: Engine) {
     let harness = Harness::start(Config::default()).await.unwrap();
     let a = harness.page("room=e2e-viewer&ice=").await.unwrap();
     let viewer = harness
-        .page("room=e2e-viewer&ice=&media=none")
+        .page_with(viewer_engine, "room=e2e-viewer&ice=&media=none")
         .await
         .unwrap();
     let b = harness.page("room=e2e-viewer&ice=").await.unwrap();
@@ -243,6 +256,15 @@ async fn a_receive_only_page_sees_the_others() {
 /// password is refused and says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_tokens_and_a_room_password() {
+    tokens_and_password([C, C]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_with_tokens_and_a_room_password_with_firefox() {
+    tokens_and_password([C, F]).await;
+}
+
+async fn tokens_and_password(engines: [Engine; 2]) {
     let secret = "e2e-secret";
     let config = Config {
         auth_secret: Some(secret.into()),
@@ -255,8 +277,14 @@ async fn a_call_with_tokens_and_a_room_password() {
         let token = server::auth::issue_hs256(secret.as_bytes(), user, &rooms, 600, now);
         format!("room=e2e-secure&ice=&token={token}&password={password}")
     };
-    let a = harness.page(&query("alice", "pw")).await.unwrap();
-    let b = harness.page(&query("bob", "pw")).await.unwrap();
+    let a = harness
+        .page_with(engines[0], &query("alice", "pw"))
+        .await
+        .unwrap();
+    let b = harness
+        .page_with(engines[1], &query("bob", "pw"))
+        .await
+        .unwrap();
     join(&a).await;
     join(&b).await;
     assert_full_mesh(&[&a, &b]).await;
@@ -265,7 +293,10 @@ async fn a_call_with_tokens_and_a_room_password() {
     assert_eq!(a.eval(label).await.unwrap(), serde_json::json!(["bob"]));
     assert_eq!(b.eval(label).await.unwrap(), serde_json::json!(["alice"]));
 
-    let intruder = harness.page(&query("mallory", "guess")).await.unwrap();
+    let intruder = harness
+        .page_with(engines[1], &query("mallory", "guess"))
+        .await
+        .unwrap();
     intruder.click("join").await.unwrap();
     intruder
         .wait_for("the join to be refused", MEDIA_DEADLINE, |p| {
@@ -281,11 +312,24 @@ async fn a_call_with_tokens_and_a_room_password() {
 /// client id, and neither page's call is torn down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_blip_does_not_tear_down_the_call() {
+    network_blip(C).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firefox_page_resumes_after_a_network_blip() {
+    network_blip(F).await;
+}
+
+/// The page behind the blipping proxy runs in `engine`.
+async fn network_blip(engine: Engine) {
     let harness = Harness::start(Config::default()).await.unwrap();
     let proxy = e2e::BlipProxy::start(harness.addr).await.unwrap();
     let a = harness.page("room=e2e-blip&ice=").await.unwrap();
     let b = harness
-        .page(&format!("room=e2e-blip&ice=&signal=ws://{}/ws", proxy.addr))
+        .page_with(
+            engine,
+            &format!("room=e2e-blip&ice=&signal=ws://{}/ws", proxy.addr),
+        )
         .await
         .unwrap();
     join(&a).await;
@@ -398,9 +442,24 @@ async fn names_label_tiles_and_keys_toggle_media() {
 /// still arrives, and later ones go over the data channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_messages_are_delivered_both_ways() {
+    chat_both_ways([C, C]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_between_chromium_and_firefox_is_delivered_both_ways() {
+    chat_both_ways([F, C]).await;
+}
+
+async fn chat_both_ways(engines: [Engine; 2]) {
     let harness = Harness::start(Config::default()).await.unwrap();
-    let a = harness.page("room=e2e-chat&ice=&name=Ann").await.unwrap();
-    let b = harness.page("room=e2e-chat&ice=&name=Bo").await.unwrap();
+    let a = harness
+        .page_with(engines[0], "room=e2e-chat&ice=&name=Ann")
+        .await
+        .unwrap();
+    let b = harness
+        .page_with(engines[1], "room=e2e-chat&ice=&name=Bo")
+        .await
+        .unwrap();
     join(&a).await;
     join(&b).await;
     // At once: the channel to b is not open yet.
@@ -408,22 +467,35 @@ async fn chat_messages_are_delivered_both_ways() {
         .find(fantoccini::Locator::Id("chat-input"))
         .await
         .unwrap()
-        .send_keys("early bird\n")
+        .send_keys("early bird\u{E007}")
         .await
         .unwrap();
     assert_full_mesh(&[&a, &b]).await;
+    // The later lines go over the data channel: both ends have it open.
+    let ids = ids(&[&a, &b]).await;
+    for (page, peer) in [(&a, &ids[1]), (&b, &ids[0])] {
+        let peer = peer.clone();
+        page.wait_for("the chat channel open", MEDIA_DEADLINE, move |p| {
+            let peer = peer.clone();
+            Box::pin(async move {
+                Ok(p.tile_attr(&peer, "data-chat").await?.as_deref() == Some("open"))
+            })
+        })
+        .await
+        .unwrap();
+    }
     a.client
         .find(fantoccini::Locator::Id("chat-input"))
         .await
         .unwrap()
-        .send_keys("over the channel\n")
+        .send_keys("over the channel\u{E007}")
         .await
         .unwrap();
     b.client
         .find(fantoccini::Locator::Id("chat-input"))
         .await
         .unwrap()
-        .send_keys("hello Ann\n")
+        .send_keys("hello Ann\u{E007}")
         .await
         .unwrap();
     wait_chat(
@@ -455,7 +527,18 @@ async fn wait_chat(page: &Page, want: &[&str]) {
 /// sees the (fake, 800×600) screen in the sharer's tile, then the (640×480) camera again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_screen_replaces_the_camera_and_back() {
-    let (harness, a, b) = call_of_two("e2e-share").await;
+    screen_share([C, C]).await;
+}
+
+/// Firefox sees the screen a Chromium page shares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_sees_a_shared_screen() {
+    screen_share([C, F]).await;
+}
+
+/// The sharer is `engines[0]`, the viewer `engines[1]`.
+async fn screen_share(engines: [Engine; 2]) {
+    let (harness, a, b) = call_of_two("e2e-share", engines).await;
     let camera = b.tiles().await.unwrap()[0].video_width;
     assert_eq!(camera, 640);
     a.click("share").await.unwrap();
@@ -463,6 +546,48 @@ async fn a_shared_screen_replaces_the_camera_and_back() {
     a.click("share").await.unwrap();
     wait_width(&b, 640).await;
     end(harness, [a, b]).await;
+}
+
+/// Headless Firefox has no screen to capture: its page says so in words, leaves the share
+/// button off, and keeps sending its camera to the other page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firefox_page_without_a_screen_to_share_says_so() {
+    let (harness, a, b) = call_of_two("e2e-share-ff", [F, C]).await;
+    let camera = b.tiles().await.unwrap()[0].video_width;
+    a.click("share").await.unwrap();
+    let state = "return [document.getElementById('notice').textContent, \
+                 document.getElementById('share').getAttribute('aria-pressed'), \
+                 document.getElementById('share').textContent];";
+    a.wait_for(
+        "the page to say why sharing did not start",
+        MEDIA_DEADLINE,
+        move |p| {
+            Box::pin(async move {
+                let v = p.eval(state).await?;
+                Ok(v[0].as_str().is_some_and(|n| {
+                    n.contains("Screen sharing did not start: this browser found no screen")
+                }) && v[1] == "false"
+                    && v[2] == "Share screen")
+            })
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.tiles().await.unwrap()[0].video_width, camera);
+    frames_keep_coming(&b).await;
+    end(harness, [a, b]).await;
+}
+
+/// Waits until the page's (only) remote video decodes at least 10 more frames.
+async fn frames_keep_coming(page: &Page) {
+    let frames = "const v = document.querySelector('#grid .tile video'); \
+                  return v.getVideoPlaybackQuality().totalVideoFrames;";
+    let start = page.eval(frames).await.unwrap().as_u64().unwrap_or(0);
+    page.wait_for("more remote video frames", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move { Ok(p.eval(frames).await?.as_u64().unwrap_or(0) >= start + 10) })
+    })
+    .await
+    .unwrap();
 }
 
 /// Waits until the page's (only) remote tile plays video `want` pixels wide.
@@ -487,7 +612,18 @@ async fn wait_width(page: &Page, want: u64) {
 /// time, the inbound bitrate and the packet loss, with numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiles_show_connection_quality_with_numbers() {
-    let (harness, a, b) = call_of_two("e2e-stats").await;
+    quality_numbers([C, C]).await;
+}
+
+/// Firefox's getStats gives the same numbers (its own fields, no Chromium-only ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_tiles_show_connection_quality_with_numbers() {
+    quality_numbers([F, C]).await;
+}
+
+/// The numbers are read on `engines[0]`'s page.
+async fn quality_numbers(engines: [Engine; 2]) {
+    let (harness, a, b) = call_of_two("e2e-stats", engines).await;
     let read = "const t = document.querySelector('#grid .tile'); \
                 return [t.dataset.quality || '', t.querySelector('.stats').textContent];";
     a.wait_for("quality numbers on the tile", MEDIA_DEADLINE, move |p| {
@@ -519,7 +655,17 @@ async fn tiles_show_connection_quality_with_numbers() {
 /// Recording the call gives a non-empty WebM file behind a download link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_produces_a_non_empty_file() {
-    let (harness, a, b) = call_of_two("e2e-record").await;
+    recording([C, C]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_in_firefox_produces_a_non_empty_file() {
+    recording([F, C]).await;
+}
+
+/// `engines[0]` records.
+async fn recording(engines: [Engine; 2]) {
+    let (harness, a, b) = call_of_two("e2e-record", engines).await;
     a.click("record").await.unwrap();
     let pressed = "return document.getElementById('record').getAttribute('aria-pressed');";
     a.wait_for("recording to start", MEDIA_DEADLINE, move |p| {
@@ -548,6 +694,17 @@ async fn a_recording_produces_a_non_empty_file() {
     })
     .await
     .unwrap();
+    // The file plays: a video element loads it and finds video frames of a real size.
+    let play = "const done = arguments[arguments.length - 1]; \
+                const v = document.createElement('video'); v.muted = true; \
+                v.onloadeddata = () => done([v.videoWidth, v.videoHeight, '']); \
+                v.onerror = () => done([0, 0, String(v.error && v.error.message)]); \
+                v.src = document.getElementById('download').href;";
+    let size = a.client.execute_async(play, vec![]).await.unwrap();
+    assert!(
+        size[0].as_u64().unwrap_or(0) > 0 && size[1].as_u64().unwrap_or(0) > 0,
+        "the recording does not play: {size}"
+    );
     end(harness, [a, b]).await;
 }
 
@@ -555,7 +712,18 @@ async fn a_recording_produces_a_non_empty_file() {
 /// devices, the new device's track replaces the old one live, and its audio reaches the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_the_microphone_keeps_the_call() {
-    let (harness, a, b) = call_of_two("e2e-devices").await;
+    switch_microphone([C, C]).await;
+}
+
+/// Firefox hears a Chromium page's new microphone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_the_microphone_keeps_a_call_with_firefox() {
+    switch_microphone([C, F]).await;
+}
+
+/// `engines[0]` switches (Chromium's fake devices are several), `engines[1]` listens.
+async fn switch_microphone(engines: [Engine; 2]) {
+    let (harness, a, b) = call_of_two("e2e-devices", engines).await;
     let mics = "const s = document.getElementById('mic-select'); \
                 return [s.options.length, s.selectedIndex, s.disabled];";
     a.wait_for("the microphones listed", MEDIA_DEADLINE, move |p| {
@@ -600,11 +768,82 @@ async fn switching_the_microphone_keeps_the_call() {
     end(harness, [a, b]).await;
 }
 
+/// Firefox's fake devices are one camera and one microphone: its pickers list them, disabled
+/// (nothing to switch to). Choosing the device again runs the whole switch (a new track from
+/// getUserMedia replacing the old one live) and the other page keeps getting video and audio.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firefox_page_reopens_its_camera_and_microphone_live() {
+    let (harness, a, b) = call_of_two("e2e-devices-ff", [F, C]).await;
+    let pickers = "return ['camera-select', 'mic-select'].map(id => { \
+                   const s = document.getElementById(id); return [s.options.length, s.disabled, s.title]; });";
+    a.wait_for("the devices listed", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move {
+            let want = serde_json::json!([
+                [1, true, "Camera: the only one found"],
+                [1, true, "Microphone: the only one found"]
+            ]);
+            Ok(p.eval(pickers).await? == want)
+        })
+    })
+    .await
+    .unwrap();
+    reopen(&a, "camera-select", "getVideoTracks").await;
+    frames_keep_coming(&b).await;
+    reopen(&a, "mic-select", "getAudioTracks").await;
+    let peer = ids(&[&a]).await.remove(0);
+    let start = audio_packets(&b, &peer).await.unwrap();
+    b.wait_for(
+        "audio from the reopened microphone",
+        MEDIA_DEADLINE,
+        move |p| {
+            let peer = peer.clone();
+            Box::pin(async move { Ok(audio_packets(p, &peer).await? >= start + 50) })
+        },
+    )
+    .await
+    .unwrap();
+    end(harness, [a, b]).await;
+}
+
+/// The audio packets `page` has received from `peer` (its tile's number).
+async fn audio_packets(page: &Page, peer: &str) -> anyhow::Result<u64> {
+    let n = page.tile_attr(peer, "data-audio-packets").await?;
+    Ok(n.and_then(|n| n.parse().ok()).unwrap_or(0))
+}
+
+/// Picks `select`'s (only) device again and waits for the local track (`getter`) to change.
+async fn reopen(page: &Page, select: &'static str, getter: &'static str) {
+    let track =
+        format!("return document.getElementById('local-video').srcObject.{getter}()[0].id;");
+    let before = page.eval(&track).await.unwrap();
+    page.eval(&format!(
+        "document.getElementById('{select}').dispatchEvent(new Event('change'));"
+    ))
+    .await
+    .unwrap();
+    page.wait_for("the device reopened", MEDIA_DEADLINE, move |p| {
+        let (before, track) = (before.clone(), track.clone());
+        Box::pin(async move { Ok(p.eval(&track).await? != before) })
+    })
+    .await
+    .unwrap();
+}
+
 /// A connection whose media path breaks fails; the app restarts ICE and the call comes back
 /// without the peer being torn down. The media goes through a TURN server (relay-only ICE,
 /// credentials from the relay's `welcome`), which the test kills and starts again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ice_failure_is_restarted_and_the_call_recovers() {
+    ice_restart([C, C]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_failure_with_firefox_is_restarted_and_the_call_recovers() {
+    ice_restart([F, C]).await;
+}
+
+/// `engines[0]`'s tile is watched.
+async fn ice_restart(engines: [Engine; 2]) {
     let secret = "e2e-turn-secret";
     let mut turn = e2e::TurnServer::start(secret).unwrap();
     let config = Config {
@@ -614,8 +853,14 @@ async fn an_ice_failure_is_restarted_and_the_call_recovers() {
     };
     let harness = Harness::start(config).await.unwrap();
     // No `ice=`: the pages use the relay's ICE servers; relayed candidates only.
-    let a = harness.page("room=e2e-turn&relay=only").await.unwrap();
-    let b = harness.page("room=e2e-turn&relay=only").await.unwrap();
+    let a = harness
+        .page_with(engines[0], "room=e2e-turn&relay=only")
+        .await
+        .unwrap();
+    let b = harness
+        .page_with(engines[1], "room=e2e-turn&relay=only")
+        .await
+        .unwrap();
     join(&a).await;
     join(&b).await;
     assert_full_mesh(&[&a, &b]).await;

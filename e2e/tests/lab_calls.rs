@@ -5,7 +5,7 @@
 //! The tests run one at a time (each has two or three browsers on the machine's two cores).
 
 use e2e::netlab::{HomeSpec, Lab, Link, Nat};
-use e2e::{Harness, Page, TurnServer, client_ids, wait_full_mesh};
+use e2e::{Engine, Harness, Page, TurnServer, client_ids, wait_full_mesh};
 use server::Config;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,7 +175,7 @@ async fn without_turn_symmetric_nats_fail_the_same_way_on_both_pages() {
         .find(fantoccini::Locator::Id("chat-input"))
         .await
         .unwrap()
-        .send_keys("still here\n")
+        .send_keys("still here\u{E007}")
         .await
         .unwrap();
     b.wait_for("the chat line", Duration::from_secs(10), |p| {
@@ -436,4 +436,37 @@ async fn a_page_on_a_one_megabit_uplink_plays_with_two_and_three() {
     wait_full_mesh(&[&a, &b, &c], MEDIA_DEADLINE).await.unwrap();
     assert_flowing(&[&a, &b, &c]).await;
     call.end(vec![a, b, c]).await;
+}
+
+/// A Firefox page behind a cone NAT calls a Chromium page behind another cone NAT over a
+/// reflexive path (STUN only), then one behind a symmetric NAT through TURN: every page plays,
+/// on the path expected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firefox_page_behind_a_nat_calls_chromium_pages() {
+    let _one = SERIAL.lock().await;
+    let homes = [
+        HomeSpec::behind(Nat::Cone),
+        HomeSpec::behind(Nat::Cone),
+        HomeSpec::behind(Nat::Symmetric),
+    ];
+    let call = LabCall::start(&homes, true).await;
+    let stun = format!("room=lab-firefox-cone&{}", call.stun_only());
+    for (home, query, path) in [
+        (1, stun.as_str(), "reflexive"),
+        (2, "room=lab-firefox", "relayed"),
+    ] {
+        let a = call
+            .harness
+            .page_in_with(0, Engine::Firefox, query)
+            .await
+            .unwrap();
+        a.join().await.unwrap();
+        let b = call.joined(home, query).await;
+        wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
+        assert_flowing(&[&a, &b]).await;
+        assert_path(&[&a, &b], path).await;
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+    call.end(vec![]).await;
 }
