@@ -6,7 +6,8 @@
 # `cluster`: the relay as one instance (memory store), and as two instances sharing a Redis
 # (relay-bench starts its own redis-server on a free port) with every pair split across the two
 # instances, then with each pair on one instance. Then the browser app: release bundle size (raw
-# and gzipped) and call set-up time in headless Chromium (median of 10). Prints one JSON line
+# and gzipped) and call set-up time, Chromium↔Chromium, Firefox↔Firefox and Chromium↔Firefox
+# (10 rounds each, interleaved; median and range). Prints one JSON line
 # per run and saves them to artifacts/bench.json.
 #
 # Usage:
@@ -16,7 +17,8 @@
 #   scripts/bench.sh setup --server-arg=--max-members --server-arg=4
 #   scripts/bench.sh cluster              # relay: 1 instance, 2 cross-instance, 2 same-instance
 #   scripts/bench.sh cluster --duration 5 # the options go to each of the three relay runs
-#   scripts/bench.sh app                  # browser app: bundle size and call set-up time
+#   scripts/bench.sh app                  # browser app: bundle size and call set-up time in
+#                                         # Chromium, Firefox and across the two
 #   scripts/bench.sh heads --sources 50   # unfinished request heads spread over 50 addresses
 #   scripts/bench.sh netlab               # calls in the network lab (root): set-up per NAT kind,
 #                                         # time to a reported failure, freezes on a bad link
@@ -51,6 +53,7 @@ cluster() {
 app() {
     ensure_wasm_toolchain
     ensure_chromium
+    ensure_firefox
     build_app
     local wasm js
     wasm=$(ls dist/*_bg.wasm)
