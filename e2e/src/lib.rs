@@ -642,6 +642,95 @@ pub async fn wait_full_mesh(pages: &[&Page], deadline: Duration) -> Result<()> {
     }
 }
 
+/// Waits until `page` shows `peer`'s tile with attribute `name` for which `ok` holds.
+pub async fn wait_tile(
+    page: &Page,
+    peer: &str,
+    name: &str,
+    deadline: Duration,
+    ok: impl Fn(&str) -> bool,
+) -> Result<()> {
+    let until = Instant::now() + deadline;
+    loop {
+        let value = page.tile_attr(peer, name).await?;
+        if value.as_deref().is_some_and(&ok) {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            bail!(
+                "{} page: timed out waiting on {peer}'s tile: {name} = {value:?}",
+                page.engine.name()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every page receives video frames and audible audio from every other page: a
+/// frame rate above zero, and audio packets and audio energy that grow.
+pub async fn wait_media_flowing(pages: &[&Page], deadline: Duration) -> Result<()> {
+    let ids = client_ids(pages).await?;
+    for (i, page) in pages.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate().filter(|(j, _)| *j != i) {
+            wait_tile(page, id, "data-fps", deadline, |f| {
+                f.parse::<f64>().is_ok_and(|v| v > 0.0)
+            })
+            .await
+            .with_context(|| format!("page {i}: video from page {j}"))?;
+            for attr in ["data-audio-packets", "data-audio-energy"] {
+                let first: f64 = page
+                    .tile_attr(id, attr)
+                    .await?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0);
+                wait_tile(page, id, attr, deadline, |v| {
+                    v.parse::<f64>().is_ok_and(|v| v > first)
+                })
+                .await
+                .with_context(|| format!("page {i}: {attr} from page {j} past {first}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every page's chat channel to every other page is open, then has each page
+/// type a line and waits until every other page shows it.
+pub async fn wait_chat_over_channels(pages: &[&Page], deadline: Duration) -> Result<()> {
+    let ids = client_ids(pages).await?;
+    for (i, page) in pages.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate().filter(|(j, _)| *j != i) {
+            wait_tile(page, id, "data-chat", deadline, |v| v == "open")
+                .await
+                .with_context(|| format!("page {i}: chat channel to page {j}"))?;
+        }
+    }
+    let texts = "return Array.from(document.querySelectorAll('#chat-log li .text'))\
+                 .map(t => t.textContent);";
+    for (i, page) in pages.iter().enumerate() {
+        let line = format!("hi from page {i} ({})", page.engine.name());
+        page.client
+            .find(Locator::Id("chat-input"))
+            .await?
+            .send_keys(&format!("{line}\u{E007}"))
+            .await?;
+        for (j, other) in pages.iter().enumerate().filter(|(j, _)| *j != i) {
+            let line = line.clone();
+            let what = format!("page {j} to show {line:?}");
+            other
+                .wait_for(&what, deadline, move |p| {
+                    let line = line.clone();
+                    Box::pin(async move {
+                        let got: Vec<String> = serde_json::from_value(p.eval(texts).await?)?;
+                        Ok(got.contains(&line))
+                    })
+                })
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// A TCP proxy in front of the relay whose connections can all be cut at once with a reset, to
 /// play a network blip between browser pages and the relay.
 pub struct BlipProxy {

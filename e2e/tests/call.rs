@@ -445,11 +445,6 @@ async fn chat_messages_are_delivered_both_ways() {
     chat_both_ways([C, C]).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_between_chromium_and_firefox_is_delivered_both_ways() {
-    chat_both_ways([F, C]).await;
-}
-
 async fn chat_both_ways(engines: [Engine; 2]) {
     let harness = Harness::start(Config::default()).await.unwrap();
     let a = harness
@@ -527,32 +522,24 @@ async fn wait_chat(page: &Page, want: &[&str]) {
 /// sees the (fake, 800×600) screen in the sharer's tile, then the (640×480) camera again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_screen_replaces_the_camera_and_back() {
-    screen_share([C, C]).await;
-}
-
-/// Firefox sees the screen a Chromium page shares.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn firefox_sees_a_shared_screen() {
-    screen_share([C, F]).await;
-}
-
-/// The sharer is `engines[0]`, the viewer `engines[1]`.
-async fn screen_share(engines: [Engine; 2]) {
-    let (harness, a, b) = call_of_two("e2e-share", engines).await;
-    let camera = b.tiles().await.unwrap()[0].video_width;
-    assert_eq!(camera, 640);
-    a.click("share").await.unwrap();
-    wait_width(&b, 800).await;
-    a.click("share").await.unwrap();
-    wait_width(&b, 640).await;
+    let (harness, a, b) = call_of_two("e2e-share", [C, C]).await;
+    screen_share(&a, &b).await;
     end(harness, [a, b]).await;
 }
 
-/// Headless Firefox has no screen to capture: its page says so in words, leaves the share
-/// button off, and keeps sending its camera to the other page.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_firefox_page_without_a_screen_to_share_says_so() {
-    let (harness, a, b) = call_of_two("e2e-share-ff", [F, C]).await;
+/// `a` (Chromium) shares, `b` sees it.
+async fn screen_share(a: &Page, b: &Page) {
+    let camera = b.tiles().await.unwrap()[0].video_width;
+    assert_eq!(camera, 640);
+    a.click("share").await.unwrap();
+    wait_width(b, 800).await;
+    a.click("share").await.unwrap();
+    wait_width(b, 640).await;
+}
+
+/// Headless Firefox (`a`) has no screen to capture: its page says so in words, leaves the share
+/// button off, and keeps sending its camera to `b`.
+async fn no_screen_to_share(a: &Page, b: &Page) {
     let camera = b.tiles().await.unwrap()[0].video_width;
     a.click("share").await.unwrap();
     let state = "return [document.getElementById('notice').textContent, \
@@ -574,8 +561,7 @@ async fn a_firefox_page_without_a_screen_to_share_says_so() {
     .await
     .unwrap();
     assert_eq!(b.tiles().await.unwrap()[0].video_width, camera);
-    frames_keep_coming(&b).await;
-    end(harness, [a, b]).await;
+    frames_keep_coming(b).await;
 }
 
 /// Waits until the page's (only) remote video decodes at least 10 more frames.
@@ -612,18 +598,13 @@ async fn wait_width(page: &Page, want: u64) {
 /// time, the inbound bitrate and the packet loss, with numbers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiles_show_connection_quality_with_numbers() {
-    quality_numbers([C, C]).await;
+    let (harness, a, b) = call_of_two("e2e-stats", [C, C]).await;
+    quality_numbers(&a).await;
+    end(harness, [a, b]).await;
 }
 
-/// Firefox's getStats gives the same numbers (its own fields, no Chromium-only ones).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn firefox_tiles_show_connection_quality_with_numbers() {
-    quality_numbers([F, C]).await;
-}
-
-/// The numbers are read on `engines[0]`'s page.
-async fn quality_numbers(engines: [Engine; 2]) {
-    let (harness, a, b) = call_of_two("e2e-stats", engines).await;
+/// The numbers are read on `a`'s page (in Firefox from its own getStats fields).
+async fn quality_numbers(a: &Page) {
     let read = "const t = document.querySelector('#grid .tile'); \
                 return [t.dataset.quality || '', t.querySelector('.stats').textContent];";
     a.wait_for("quality numbers on the tile", MEDIA_DEADLINE, move |p| {
@@ -649,23 +630,18 @@ async fn quality_numbers(engines: [Engine; 2]) {
     })
     .await
     .unwrap();
+}
+
+/// Recording the call gives a non-empty WebM file behind a download link, and it plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_produces_a_non_empty_file() {
+    let (harness, a, b) = call_of_two("e2e-record", [C, C]).await;
+    recording(&a).await;
     end(harness, [a, b]).await;
 }
 
-/// Recording the call gives a non-empty WebM file behind a download link.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recording_produces_a_non_empty_file() {
-    recording([C, C]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recording_in_firefox_produces_a_non_empty_file() {
-    recording([F, C]).await;
-}
-
-/// `engines[0]` records.
-async fn recording(engines: [Engine; 2]) {
-    let (harness, a, b) = call_of_two("e2e-record", engines).await;
+/// `a` records.
+async fn recording(a: &Page) {
     a.click("record").await.unwrap();
     let pressed = "return document.getElementById('record').getAttribute('aria-pressed');";
     a.wait_for("recording to start", MEDIA_DEADLINE, move |p| {
@@ -705,25 +681,19 @@ async fn recording(engines: [Engine; 2]) {
         size[0].as_u64().unwrap_or(0) > 0 && size[1].as_u64().unwrap_or(0) > 0,
         "the recording does not play: {size}"
     );
-    end(harness, [a, b]).await;
 }
 
 /// Switching the microphone to another device keeps the call: the pickers list the fake
 /// devices, the new device's track replaces the old one live, and its audio reaches the peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_the_microphone_keeps_the_call() {
-    switch_microphone([C, C]).await;
+    let (harness, a, b) = call_of_two("e2e-devices", [C, C]).await;
+    switch_microphone(&a, &b).await;
+    end(harness, [a, b]).await;
 }
 
-/// Firefox hears a Chromium page's new microphone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn switching_the_microphone_keeps_a_call_with_firefox() {
-    switch_microphone([C, F]).await;
-}
-
-/// `engines[0]` switches (Chromium's fake devices are several), `engines[1]` listens.
-async fn switch_microphone(engines: [Engine; 2]) {
-    let (harness, a, b) = call_of_two("e2e-devices", engines).await;
+/// `a` switches (Chromium's fake devices are several), `b` listens.
+async fn switch_microphone(a: &Page, b: &Page) {
     let mics = "const s = document.getElementById('mic-select'); \
                 return [s.options.length, s.selectedIndex, s.disabled];";
     a.wait_for("the microphones listed", MEDIA_DEADLINE, move |p| {
@@ -765,15 +735,12 @@ async fn switch_microphone(engines: [Engine; 2]) {
     })
     .await
     .unwrap();
-    end(harness, [a, b]).await;
 }
 
-/// Firefox's fake devices are one camera and one microphone: its pickers list them, disabled
+/// Firefox's fake devices are one camera and one microphone: `a`'s pickers list them, disabled
 /// (nothing to switch to). Choosing the device again runs the whole switch (a new track from
-/// getUserMedia replacing the old one live) and the other page keeps getting video and audio.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_firefox_page_reopens_its_camera_and_microphone_live() {
-    let (harness, a, b) = call_of_two("e2e-devices-ff", [F, C]).await;
+/// getUserMedia replacing the old one live) and `b` keeps getting video and audio.
+async fn reopen_devices(a: &Page, b: &Page) {
     let pickers = "return ['camera-select', 'mic-select'].map(id => { \
                    const s = document.getElementById(id); return [s.options.length, s.disabled, s.title]; });";
     a.wait_for("the devices listed", MEDIA_DEADLINE, move |p| {
@@ -787,11 +754,11 @@ async fn a_firefox_page_reopens_its_camera_and_microphone_live() {
     })
     .await
     .unwrap();
-    reopen(&a, "camera-select", "getVideoTracks").await;
-    frames_keep_coming(&b).await;
-    reopen(&a, "mic-select", "getAudioTracks").await;
-    let peer = ids(&[&a]).await.remove(0);
-    let start = audio_packets(&b, &peer).await.unwrap();
+    reopen(a, "camera-select", "getVideoTracks").await;
+    frames_keep_coming(b).await;
+    reopen(a, "mic-select", "getAudioTracks").await;
+    let peer = ids(&[a]).await.remove(0);
+    let start = audio_packets(b, &peer).await.unwrap();
     b.wait_for(
         "audio from the reopened microphone",
         MEDIA_DEADLINE,
@@ -802,7 +769,6 @@ async fn a_firefox_page_reopens_its_camera_and_microphone_live() {
     )
     .await
     .unwrap();
-    end(harness, [a, b]).await;
 }
 
 /// The audio packets `page` has received from `peer` (its tile's number).
@@ -827,6 +793,41 @@ async fn reopen(page: &Page, select: &'static str, getter: &'static str) {
     })
     .await
     .unwrap();
+}
+
+/// Chromium joins first, Firefox second: video, audio and chat both ways; then Firefox sees
+/// the screen Chromium shares and hears Chromium's new microphone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_then_firefox_call_with_every_feature() {
+    let (harness, a, b) = call_of_two("e2e-cf", [C, F]).await;
+    e2e::wait_media_flowing(&[&a, &b], MEDIA_DEADLINE)
+        .await
+        .unwrap();
+    e2e::wait_chat_over_channels(&[&a, &b], MEDIA_DEADLINE)
+        .await
+        .unwrap();
+    screen_share(&a, &b).await;
+    switch_microphone(&a, &b).await;
+    end(harness, [a, b]).await;
+}
+
+/// Firefox joins first, Chromium second: video, audio and chat both ways; then Firefox's own
+/// features: quality numbers from its getStats, its only camera and microphone reopened live,
+/// a recording that plays, and no screen to share said in words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firefox_then_chromium_call_with_every_feature() {
+    let (harness, a, b) = call_of_two("e2e-fc", [F, C]).await;
+    e2e::wait_media_flowing(&[&a, &b], MEDIA_DEADLINE)
+        .await
+        .unwrap();
+    e2e::wait_chat_over_channels(&[&a, &b], MEDIA_DEADLINE)
+        .await
+        .unwrap();
+    quality_numbers(&a).await;
+    reopen_devices(&a, &b).await;
+    recording(&a).await;
+    no_screen_to_share(&a, &b).await;
+    end(harness, [a, b]).await;
 }
 
 /// A connection whose media path breaks fails; the app restarts ICE and the call comes back
