@@ -2,7 +2,7 @@
 # Sets up what is missing and runs every test:
 #   rustfmt, clippy (native and wasm32; warnings are errors);
 #   the workspace's unit, property and integration tests (the relay's start the real server on
-#   127.0.0.1:0; e2e/ makes real calls between headless Chromium pages through the relay, on
+#   127.0.0.1:0; e2e/ makes real calls between headless Chromium and Firefox pages through the relay, on
 #   loopback and in a network lab of namespaces behind NATs and shaped links: needs root);
 #   the browser app's wasm-bindgen tests in headless Chromium and headless Firefox;
 #   the Redis room store's tests against real redis-server processes (installed when missing).

@@ -1,7 +1,9 @@
 //! Harness for driving the real browser app: starts the relay in-process on `127.0.0.1:0`
 //! serving the built app (`dist/`, from `trunk build --release`) and its WebSocket on one port,
-//! starts chromedriver on a free loopback port, and opens headless Chromium pages with a fake
-//! camera and microphone. Used by the end-to-end tests and by the `call-bench` benchmark.
+//! starts chromedriver (and one geckodriver per Firefox page) on free loopback ports, and opens
+//! headless Chromium or Firefox pages ([`Engine`]) with a fake camera and microphone, on this
+//! machine or inside a network lab's homes. Used by the end-to-end tests and by the
+//! `call-bench` and `netlab-bench` benchmarks.
 //!
 //! Pages are observed through the DOM the app maintains: `body[data-ready]`,
 //! `body[data-client-id]`, `body[data-join-at]`, and one `#grid .tile[data-peer]` per remote

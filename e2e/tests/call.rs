@@ -2,7 +2,8 @@
 //! the real relay with its default limits, serving the built app. Two pages, then three: every
 //! page must get every other page's video playing; then one page leaves and its tiles go away.
 //! Each feature runs with Chromium pages, and again with a Firefox page on one side (the
-//! engine of each page is a parameter: `C` / `F`).
+//! engine of each page is a parameter: `C` / `F`): most of them in two calls of Chromium and
+//! Firefox, one per join order.
 
 use e2e::Engine::{Chromium as C, Firefox as F};
 use e2e::{Engine, Harness, Page, artifacts_dir};
