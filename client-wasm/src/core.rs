@@ -274,13 +274,24 @@ pub enum Command {
     WatchPeer(ClientId, u32, u32),
     /// Close a peer's connection but keep its tile, showing why it cannot be reached.
     PeerFailed(ClientId, Unreachable),
-    /// Show a chat message (`own`: sent by this page).
+    /// Show a chat message.
     ShowChat {
         /// The message.
         line: ChatLine,
-        /// Whether this page sent it.
-        own: bool,
+        /// Who sent it, and how it came.
+        from: ChatFrom,
     },
+}
+
+/// Where a shown chat line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatFrom {
+    /// Typed on this page.
+    Me,
+    /// From a peer, over its data channel.
+    Channel,
+    /// From a peer, through the relay (its channel to this page was not open).
+    Relay,
 }
 
 /// Negotiation state of one peer, mirroring the RTCPeerConnection's signaling state.
@@ -801,7 +812,10 @@ impl Core {
                         }));
                     }
                 }
-                out.push(Command::ShowChat { line, own: true });
+                out.push(Command::ShowChat {
+                    line,
+                    from: ChatFrom::Me,
+                });
             }
             Event::ShareToggle => {
                 self.sharing = !self.sharing;
@@ -831,7 +845,10 @@ impl Core {
             }
             Event::ChatData(_, text) => {
                 if let Ok(line) = serde_json::from_str::<ChatLine>(&text) {
-                    out.push(Command::ShowChat { line, own: false });
+                    out.push(Command::ShowChat {
+                        line,
+                        from: ChatFrom::Channel,
+                    });
                 }
             }
             Event::PeerState(id, link) => {
@@ -1012,7 +1029,10 @@ impl Core {
                     }
                 } else if let Ok(line) = content.parse::<ChatLine>() {
                     // Chat that came through the relay (the sender's channel to us was not open).
-                    out.push(Command::ShowChat { line, own: false });
+                    out.push(Command::ShowChat {
+                        line,
+                        from: ChatFrom::Relay,
+                    });
                 }
             }
             ServerMessage::Registered { .. }

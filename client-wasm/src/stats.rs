@@ -26,10 +26,10 @@ pub struct Sample {
     /// How the selected candidate pair gets through (`None`: no pair selected yet).
     pub path: Option<Path>,
     /// The received video's freezes so far (`freezeCount`) and their total length, seconds
-    /// (`totalFreezesDuration`).
-    pub freezes: u64,
+    /// (`totalFreezesDuration`); `None` where the engine does not count them (Firefox).
+    pub freezes: Option<u64>,
     /// See `freezes`.
-    pub freeze_seconds: f64,
+    pub freeze_seconds: Option<f64>,
     /// The received video's frame rate now (`framesPerSecond`).
     pub fps: Option<f64>,
 }

@@ -4,8 +4,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use client_wasm::core::{
-    CONNECT_TIMEOUT_MS, Command, Core, DISCONNECTED_TIMEOUT_MS, Event, IcePolicy, MediaKind,
-    PeerLink, SdpKind, Unreachable, reconnect_delay,
+    CONNECT_TIMEOUT_MS, ChatFrom, Command, Core, DISCONNECTED_TIMEOUT_MS, Event, IcePolicy,
+    MediaKind, PeerLink, SdpKind, Unreachable, reconnect_delay,
 };
 use protocol::{
     ClientId, ClientMessage, ErrorCode, Payload, PeerInfo, RoomId, ServerMessage, UserId,
@@ -649,7 +649,7 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
             }),
             Command::ShowChat {
                 line: line.clone(),
-                own: true
+                from: ChatFrom::Me
             },
         ]
     );
@@ -658,7 +658,7 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
         core.handle(Event::ChatData(cid("a"), json.clone())),
         vec![Command::ShowChat {
             line: line.clone(),
-            own: false
+            from: ChatFrom::Channel
         }]
     );
     let via_relay = ServerMessage::Message {
@@ -668,7 +668,10 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
     };
     assert_eq!(
         core.handle(Event::Signal(via_relay)),
-        vec![Command::ShowChat { line, own: false }]
+        vec![Command::ShowChat {
+            line,
+            from: ChatFrom::Relay
+        }]
     );
     // Other apps' messages are not chat.
     let other = ServerMessage::Message {

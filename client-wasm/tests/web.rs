@@ -1,7 +1,8 @@
-//! Browser tests of the web layer, in headless Chromium with a fake camera and microphone (flags
-//! in `webdriver.json`): local media, two peers connected to each other inside one page (a real
-//! offer/answer and ICE exchange until video frames arrive in the tiles), tiles appearing and
-//! going away with their peers, and the description payload and ICE server helpers.
+//! Browser tests of the web layer, in headless Chromium and in headless Firefox with a fake
+//! camera and microphone (flags and prefs in `webdriver.json`): local media, two peers
+//! connected to each other inside one page (a real offer/answer and ICE exchange until video
+//! frames arrive in the tiles), tiles appearing and going away with their peers, and the
+//! description payload and ICE server helpers.
 //!
 //! Run from the workspace (its `.cargo/config.toml` makes `wasm-bindgen-test-runner` the runner):
 //! `CHROMEDRIVER=/usr/bin/chromedriver cargo test -p client-wasm --target wasm32-unknown-unknown`

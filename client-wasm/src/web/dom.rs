@@ -329,11 +329,23 @@ impl Ui {
     }
 
     /// Appends a chat message: sender, local time, text (as text, never as HTML).
-    pub fn show_chat(&self, line: &crate::core::ChatLine, own: bool) {
+    pub fn show_chat(&self, line: &crate::core::ChatLine, from: crate::core::ChatFrom) {
+        use crate::core::ChatFrom;
         let Ok(item) = self.document.create_element("li") else {
             return;
         };
-        item.set_class_name(if own { "own" } else { "theirs" });
+        item.set_class_name(if from == ChatFrom::Me {
+            "own"
+        } else {
+            "theirs"
+        });
+        // How it came (`data-via`): typed here, peer to peer, or through the relay.
+        let via = match from {
+            ChatFrom::Me => "me",
+            ChatFrom::Channel => "channel",
+            ChatFrom::Relay => "relay",
+        };
+        let _ = item.set_attribute("data-via", via);
         let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(line.time));
         let time = format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
         for (class, text) in [

@@ -764,7 +764,7 @@ impl App {
                     peer.send_chat(&text)?;
                 }
             }
-            Command::ShowChat { line, own } => self.ui.show_chat(&line, own),
+            Command::ShowChat { line, from } => self.ui.show_chat(&line, from),
             Command::UseIceServers(servers) => {
                 if !self.config.ice_from_page {
                     self.config.ice_servers = relay_ice_servers(&servers);

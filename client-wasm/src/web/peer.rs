@@ -323,10 +323,14 @@ impl Peer {
         let _ = self.tile.set_attribute("data-path", path);
         let fps = sample.fps.map_or_else(String::new, |f| format!("{f:.0}"));
         let _ = self.tile.set_attribute("data-fps", &fps);
-        let _ = self
-            .tile
-            .set_attribute("data-freezes", &sample.freezes.to_string());
-        let freeze_ms = format!("{:.0}", sample.freeze_seconds * 1000.0);
+        // Not counted by every engine: "unknown" then, never a zero that was not measured.
+        let freezes = sample
+            .freezes
+            .map_or_else(|| "unknown".into(), |n| n.to_string());
+        let _ = self.tile.set_attribute("data-freezes", &freezes);
+        let freeze_ms = sample
+            .freeze_seconds
+            .map_or_else(|| "unknown".into(), |s| format!("{:.0}", s * 1000.0));
         let _ = self.tile.set_attribute("data-freeze-ms", &freeze_ms);
         let audio_packets = sample.audio_packets.to_string();
         let _ = self
@@ -605,8 +609,12 @@ fn add_inbound(sample: &mut crate::stats::Sample, stat: &JsValue) {
             sample.audio_seconds += number(stat, "totalSamplesDuration").unwrap_or(0.0);
         }
         Some("video") => {
-            sample.freezes += number(stat, "freezeCount").unwrap_or(0.0) as u64;
-            sample.freeze_seconds += number(stat, "totalFreezesDuration").unwrap_or(0.0);
+            if let Some(n) = number(stat, "freezeCount") {
+                *sample.freezes.get_or_insert(0) += n as u64;
+            }
+            if let Some(s) = number(stat, "totalFreezesDuration") {
+                *sample.freeze_seconds.get_or_insert(0.0) += s;
+            }
             sample.fps = number(stat, "framesPerSecond").or(sample.fps);
         }
         _ => {}

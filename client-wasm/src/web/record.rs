@@ -35,6 +35,14 @@ fn mixed(
     audio: &[MediaStreamTrack],
 ) -> Result<(MediaStream, AudioContext), WebError> {
     let mixer = AudioContext::new().map_err(js("AudioContext"))?;
+    // A context made without a recent user gesture starts suspended and would record silence;
+    // recording starts from a click, so resuming is allowed.
+    let resumed = mixer.resume().map_err(js("AudioContext.resume"))?;
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = super::error::await_promise("AudioContext.resume", resumed).await {
+            web_sys::console::warn_1(&wasm_bindgen::JsValue::from_str(&e.to_string()));
+        }
+    });
     let out = mixer
         .create_media_stream_destination()
         .map_err(js("createMediaStreamDestination"))?;
