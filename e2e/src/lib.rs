@@ -161,6 +161,8 @@ pub struct Harness {
     /// By home (`None`: this machine's loopback) and engine; geckodriver serves one session
     /// at a time, so each Firefox page has one of its own (under a running number).
     drivers: std::sync::Mutex<Drivers>,
+    /// Firefox pages opened so far: each one's running number.
+    firefox_pages: std::sync::atomic::AtomicUsize,
 }
 
 /// A harness's WebDriver servers, by (home, engine, running number).
@@ -205,6 +207,7 @@ impl Harness {
             relay: Some(relay),
             lab,
             drivers: std::sync::Mutex::new(HashMap::new()),
+            firefox_pages: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -278,7 +281,11 @@ impl Harness {
     async fn driver(&self, home: Option<usize>, engine: Engine) -> Result<Arc<Driver>> {
         let n = match engine {
             Engine::Chromium => 0,
-            Engine::Firefox => self.drivers()?.len() + 1,
+            Engine::Firefox => {
+                1 + self
+                    .firefox_pages
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            }
         };
         if let Some(driver) = self.drivers()?.get(&(home, engine, n)) {
             return Ok(driver.clone());
@@ -289,8 +296,14 @@ impl Harness {
             (None, _) => None,
         };
         let driver = Arc::new(Driver::start(ns, home, engine).await?);
-        self.drivers()?.insert((home, engine, n), driver.clone());
-        Ok(driver)
+        // Started twice at once (two first Chromium pages): the one kept serves both, the
+        // other goes (it has no browser yet).
+        let kept = self
+            .drivers()?
+            .entry((home, engine, n))
+            .or_insert(driver)
+            .clone();
+        Ok(kept)
     }
 
     /// Shuts the relay down (every client gets a Close frame) and waits until it has stopped.
@@ -697,7 +710,7 @@ pub async fn wait_media_flowing(pages: &[&Page], deadline: Duration) -> Result<(
 }
 
 /// Waits until every page's chat channel to every other page is open, then has each page
-/// type a line and waits until every other page shows it.
+/// type a line and waits until every other page shows it as come over the channel.
 pub async fn wait_chat_over_channels(pages: &[&Page], deadline: Duration) -> Result<()> {
     let ids = client_ids(pages).await?;
     for (i, page) in pages.iter().enumerate() {
@@ -707,7 +720,7 @@ pub async fn wait_chat_over_channels(pages: &[&Page], deadline: Duration) -> Res
                 .with_context(|| format!("page {i}: chat channel to page {j}"))?;
         }
     }
-    let texts = "return Array.from(document.querySelectorAll('#chat-log li .text'))\
+    let texts = "return Array.from(document.querySelectorAll('#chat-log li[data-via=channel] .text'))\
                  .map(t => t.textContent);";
     for (i, page) in pages.iter().enumerate() {
         let line = format!("hi from page {i} ({})", page.engine.name());

@@ -1,6 +1,6 @@
 //! Calls of three pages in two engines (2 Chromium + 1 Firefox, 1 Chromium + 2 Firefox), every
-//! page checked for video, audio and chat. Two-page calls across the engines, with every
-//! feature, are in `call.rs`.
+//! page checked for video, audio and chat, then the Firefox page leaves and its tiles go away.
+//! Two-page calls across the engines, with the call features, are in `call.rs`.
 
 use e2e::Engine::{Chromium as C, Firefox as F};
 use e2e::{Harness, Page, wait_chat_over_channels, wait_full_mesh, wait_media_flowing};
@@ -29,6 +29,12 @@ async fn three_pages_of_two_engines_all_play() {
         wait_chat_over_channels(&refs, MEDIA_DEADLINE)
             .await
             .unwrap();
+        // The last page (Firefox) leaves: the two others show exactly each other again.
+        let leaver = pages.pop().unwrap();
+        leaver.click("leave").await.unwrap();
+        let refs: Vec<&Page> = pages.iter().collect();
+        wait_full_mesh(&refs, MEDIA_DEADLINE).await.unwrap();
+        leaver.close().await.unwrap();
         for page in pages {
             page.close().await.unwrap();
         }
