@@ -38,14 +38,16 @@ BINARYEN_VERSION=132.0.0
 export PATH="$ROOT/.tools/node_modules/.bin:$PATH"
 
 # Installs a crate's binaries at an exact version unless that version is on PATH already.
-cargo_install_pinned() { # crate version binary
+cargo_install_pinned() { # crate version binary [cargo install option...]
   local crate=$1 version=$2 bin=$3
+  shift 3
   if command -v "$bin" >/dev/null && "$bin" --version 2>/dev/null | grep -q "$version"; then
     return 0
   fi
   log "installing $crate $version (a few minutes, once)"
   # The crates.io mirror can lag behind a lock file; retry without --locked then.
-  cargo install "$crate" --version "=$version" --locked || cargo install "$crate" --version "=$version"
+  cargo install "$crate" --version "=$version" --locked "$@" \
+    || cargo install "$crate" --version "=$version" "$@"
 }
 
 apt_install() { # package...
@@ -85,7 +87,9 @@ ensure_chromium() {
 GECKODRIVER_VERSION=0.37.1
 ensure_firefox() {
   command -v firefox-esr >/dev/null || apt_install firefox-esr
-  cargo_install_pinned geckodriver "$GECKODRIVER_VERSION" geckodriver
+  # An unoptimised build: 1.5 min instead of 2.8 here, and a WebDriver proxy's speed does not
+  # show in the tests.
+  cargo_install_pinned geckodriver "$GECKODRIVER_VERSION" geckodriver --debug
   export GECKODRIVER="${GECKODRIVER:-$(command -v geckodriver)}"
   export FIREFOX_BIN="${FIREFOX_BIN:-$(command -v firefox-esr)}"
 }
