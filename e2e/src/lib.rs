@@ -657,6 +657,17 @@ pub async fn wait_full_mesh(pages: &[&Page], deadline: Duration) -> Result<()> {
     }
 }
 
+/// The median of `times` (`None` when there are none).
+pub fn median(times: &[f64]) -> Option<f64> {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(sorted[n / 2]),
+        n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
 /// Waits until `page` shows `peer`'s tile with attribute `name` for which `ok` holds.
 pub async fn wait_tile(
     page: &Page,
@@ -673,8 +684,9 @@ pub async fn wait_tile(
         }
         if Instant::now() > until {
             bail!(
-                "{} page: timed out waiting on {peer}'s tile: {name} = {value:?}",
-                page.engine.name()
+                "{} page: timed out waiting on {peer}'s tile: {name} = {value:?} (status {:?})",
+                page.engine.name(),
+                page.status().await.unwrap_or_default()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -834,17 +834,23 @@ async fn reopen(page: &Page, select: &'static str, getter: &'static str) {
     .unwrap();
 }
 
-/// Chromium joins first, Firefox second: video, audio and chat both ways; then Firefox sees
-/// the screen Chromium shares and hears Chromium's new microphone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_then_firefox_call_with_every_feature() {
-    let (harness, a, b) = call_of_two("e2e-cf", [C, F]).await;
+/// [`call_of_two`], then video, audio and chat checked both ways.
+async fn mixed_call(room: &str, engines: [Engine; 2]) -> (Harness, Page, Page) {
+    let (harness, a, b) = call_of_two(room, engines).await;
     e2e::wait_media_flowing(&[&a, &b], MEDIA_DEADLINE)
         .await
         .unwrap();
     e2e::wait_chat_over_channels(&[&a, &b], MEDIA_DEADLINE)
         .await
         .unwrap();
+    (harness, a, b)
+}
+
+/// Chromium joins first, Firefox second: video, audio and chat both ways; then Firefox sees
+/// the screen Chromium shares and hears Chromium's new microphone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_then_firefox_call_with_every_feature() {
+    let (harness, a, b) = mixed_call("e2e-cf", [C, F]).await;
     screen_share(&a, &b).await;
     switch_microphone(&a, &b).await;
     end(harness, [a, b]).await;
@@ -855,13 +861,7 @@ async fn chromium_then_firefox_call_with_every_feature() {
 /// a recording that plays, and no screen to share said in words.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_then_chromium_call_with_every_feature() {
-    let (harness, a, b) = call_of_two("e2e-fc", [F, C]).await;
-    e2e::wait_media_flowing(&[&a, &b], MEDIA_DEADLINE)
-        .await
-        .unwrap();
-    e2e::wait_chat_over_channels(&[&a, &b], MEDIA_DEADLINE)
-        .await
-        .unwrap();
+    let (harness, a, b) = mixed_call("e2e-fc", [F, C]).await;
     quality_numbers(&a).await;
     reopen_devices(&a, &b).await;
     recording(&a).await;

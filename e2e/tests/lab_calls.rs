@@ -74,18 +74,8 @@ impl LabCall {
 
 /// Waits until `page` shows `peer`'s tile with attribute `name` for which `ok` holds.
 async fn wait_tile(page: &Page, peer: &str, name: &str, what: &str, ok: impl Fn(&str) -> bool) {
-    let deadline = Instant::now() + MEDIA_DEADLINE;
-    loop {
-        let value = page.tile_attr(peer, name).await.unwrap();
-        if value.as_deref().is_some_and(&ok) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {name} = {value:?} (status {:?})",
-            page.status().await.unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Err(e) = e2e::wait_tile(page, peer, name, MEDIA_DEADLINE, ok).await {
+        panic!("waiting for {what}: {e}");
     }
 }
 

@@ -112,19 +112,13 @@ async fn setup(harness: &Harness, room: &str, a: &Page, b: &Page) -> Result<f64>
 
 /// Every time, the median and the range.
 fn summary(times: &[f64]) -> serde_json::Value {
-    let mut sorted = times.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let median = match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => sorted[n / 2],
-        _ => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    };
+    let min = times.iter().copied().reduce(f64::min);
+    let max = times.iter().copied().reduce(f64::max);
     json!({
         "setup_ms": times,
-        "median_ms": median,
-        "min_ms": sorted.first(),
-        "max_ms": sorted.last(),
+        "median_ms": e2e::median(times),
+        "min_ms": min,
+        "max_ms": max,
     })
 }
 

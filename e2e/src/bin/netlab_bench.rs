@@ -117,7 +117,7 @@ async fn set_up(name: &str, nat: Nat, extra: &str, rounds: usize) -> Result<()> 
         "network": name,
         "rounds": rounds,
         "setup_ms": times,
-        "median_ms": median(&times),
+        "median_ms": e2e::median(&times),
     }));
     a.close().await?;
     b.close().await?;
@@ -148,7 +148,7 @@ async fn failure(rounds: usize) -> Result<()> {
         "network": "symmetric, no TURN",
         "rounds": rounds,
         "until_failed_ms": times,
-        "median_ms": median(&times),
+        "median_ms": e2e::median(&times),
     }));
     a.close().await?;
     b.close().await?;
@@ -231,16 +231,6 @@ async fn now(page: &Page) -> Result<f64> {
         .await?
         .as_f64()
         .context("Date.now()")
-}
-
-fn median(times: &[f64]) -> Option<f64> {
-    let mut sorted = times.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(sorted[n / 2]),
-        n => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
-    }
 }
 
 fn print(report: serde_json::Value) {
