@@ -19,6 +19,27 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// A loopback port held bound but not listening while this lives: connecting to it is refused,
+/// and neither another test's server nor an outgoing connection can take it meanwhile (a port
+/// from [`free_port`] can be taken by a parallel test between the check and the use).
+pub struct ClosedPort {
+    socket: tokio::net::TcpSocket,
+}
+
+impl ClosedPort {
+    pub fn hold() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
+            .expect("bind a loopback port");
+        ClosedPort { socket }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().expect("local address").port()
+    }
+}
+
 /// The process id of the Redis answering on `port`, if one does (`INFO server`). Checking the
 /// id, not just an answer, tells our server from another test's that took the port first.
 fn server_pid(port: u16) -> Option<u32> {

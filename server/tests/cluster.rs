@@ -352,10 +352,13 @@ async fn a_redis_outage_keeps_local_calls_and_heals() {
 
 #[tokio::test]
 async fn an_unreachable_redis_at_start_is_a_clear_error_and_exit() {
-    let closed = server::testing::free_port();
+    let closed = server::testing::ClosedPort::hold();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .args(["--addr", "127.0.0.1:0", "--store", "redis"])
-        .args(["--redis-url", &format!("redis://127.0.0.1:{closed}/")])
+        .args([
+            "--redis-url",
+            &format!("redis://127.0.0.1:{}/", closed.port()),
+        ])
         .output();
     let out = tokio::time::timeout(Duration::from_secs(30), out)
         .await

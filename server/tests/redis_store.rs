@@ -15,7 +15,7 @@ use server::cluster::{
     JoinOutcome, JoinRefusal, Left, Member, NotInRoom, RedisStore, Route, RouteRefusal, StoreError,
     password_digest,
 };
-use server::testing::{RedisServer, free_port};
+use server::testing::{ClosedPort, RedisServer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::timeout;
@@ -687,7 +687,8 @@ async fn published_messages_reach_the_instance_subscribed() {
 
 #[tokio::test]
 async fn an_unreachable_redis_is_a_clear_error() {
-    let port = free_port();
+    let closed = ClosedPort::hold();
+    let port = closed.port();
     let url = format!("redis://127.0.0.1:{port}/");
     let started = Instant::now();
     let err = RedisStore::connect(&url, "t-down:", "A")
