@@ -161,6 +161,8 @@ struct Envelope<'a> {
     truncated: Raw<'a>,
     #[serde(borrow, default)]
     resumed: Raw<'a>,
+    #[serde(borrow, default)]
+    max_send_kbps: Raw<'a>,
 }
 
 /// An [`Envelope`] read from a JSON object only. The derived `Deserialize` of a struct also
@@ -369,6 +371,7 @@ impl ServerMessage {
                 ice_servers: parse_raw(e.ice_servers, "iceServers")?.unwrap_or_default(),
                 resume_token: opt_str(e.resume_token, "resumeToken")?.map(Cow::into_owned),
                 resumed: parse_raw(e.resumed, "resumed")?.unwrap_or(false),
+                max_send_kbps: parse_raw(e.max_send_kbps, "maxSendKbps")?,
             },
             "registered" => ServerMessage::Registered {
                 user_id: uid(e.user_id, "userId")?,

@@ -335,6 +335,10 @@ pub enum ServerMessage {
         /// and room, the others were not told it left); messages queued meanwhile follow.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         resumed: bool,
+        /// Extension: the most the client should send over all its calls together, kbit/s
+        /// (the relay's configured ceiling; a page's own lower one still applies).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_send_kbps: Option<u32>,
     },
     /// Answer to `register`.
     Registered {

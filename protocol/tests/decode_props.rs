@@ -170,7 +170,8 @@ fn server_message() -> impl Strategy<Value = ServerMessage> {
             client_id,
             ice_servers: vec![],
             resume_token: None,
-            resumed: false
+            resumed: false,
+            max_send_kbps: None,
         }),
         user_id().prop_map(|user_id| ServerMessage::Registered { user_id }),
         (

@@ -296,6 +296,7 @@ fn server_welcome() {
             ice_servers: vec![],
             resume_token: None,
             resumed: false,
+            max_send_kbps: None,
         },
     );
 }
@@ -754,6 +755,7 @@ fn unknown_fields_are_ignored() {
             ice_servers: vec![],
             resume_token: None,
             resumed: false,
+            max_send_kbps: None,
         })
     );
 }
@@ -1256,7 +1258,7 @@ fn server_frames_missing_fields() {
 #[test]
 fn server_welcome_with_extensions() {
     server_round_trip(
-        r#"{"type":"welcome","clientId":"c-1","iceServers":[{"urls":["stun:s.example:3478"]},{"urls":["turn:t.example:3478?transport=udp"],"username":"1700000000:u","credential":"c2VjcmV0"}],"resumeToken":"r-9"}"#,
+        r#"{"type":"welcome","clientId":"c-1","iceServers":[{"urls":["stun:s.example:3478"]},{"urls":["turn:t.example:3478?transport=udp"],"username":"1700000000:u","credential":"c2VjcmV0"}],"resumeToken":"r-9","maxSendKbps":800}"#,
         ServerMessage::Welcome {
             client_id: cid("c-1"),
             ice_servers: vec![
@@ -1273,6 +1275,7 @@ fn server_welcome_with_extensions() {
             ],
             resume_token: Some("r-9".into()),
             resumed: false,
+            max_send_kbps: Some(800),
         },
     );
 }

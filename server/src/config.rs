@@ -149,6 +149,12 @@ pub struct Config {
     #[arg(long, env = "SIGNAL_TURN_SECRET", hide_env_values = true)]
     pub turn_secret: Option<String>,
 
+    /// The most each client should send over all its calls together, kbit/s, told in
+    /// `welcome` (the browser app's send budget heeds it; a page's own lower ceiling still
+    /// applies). Unset or 0: no ceiling.
+    #[arg(long, env = "SIGNAL_MAX_SEND_KBPS")]
+    pub max_send_kbps: Option<u32>,
+
     /// Lifetime of generated TURN credentials.
     #[arg(long, env = "SIGNAL_TURN_TTL", default_value = "12h", value_parser = parse_duration)]
     pub turn_ttl: Duration,

@@ -746,6 +746,7 @@ mod tests {
                 queue_size: 8,
                 room_list: true,
                 resume_grace: Duration::ZERO,
+                max_send_kbps: None,
             },
             Arc::new(Metrics::new()),
             Default::default(),

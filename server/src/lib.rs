@@ -164,6 +164,7 @@ impl Server {
                 queue_size: config.queue_size,
                 room_list: config.room_list,
                 resume_grace: config.resume_grace,
+                max_send_kbps: config.max_send_kbps.filter(|k| *k > 0),
             },
             Arc::new(metrics::Metrics::new()),
             turn::TurnConfig {

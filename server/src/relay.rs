@@ -61,6 +61,8 @@ pub struct RelayLimits {
     pub room_list: bool,
     /// How long a session whose socket was lost can be resumed (zero: never).
     pub resume_grace: Duration,
+    /// The most each client should send over all its calls, kbit/s, told in `welcome`.
+    pub max_send_kbps: Option<u32>,
 }
 
 /// Resume tokens, both ways, and the sessions whose connection was lost.
@@ -346,6 +348,7 @@ impl Relay {
             ice_servers,
             resume_token,
             resumed,
+            max_send_kbps: self.shared.limits.max_send_kbps,
         }
     }
 

@@ -673,6 +673,30 @@ mod turn {
     }
 }
 
+mod send_ceiling {
+    use super::*;
+
+    #[tokio::test]
+    async fn welcome_tells_the_configured_send_ceiling_and_nothing_without_one() {
+        let server = TestServer::start(Config {
+            max_send_kbps: Some(800),
+            ..config()
+        })
+        .await;
+        let (_, welcome) = Client::welcomed(open(server.url()).await.unwrap()).await;
+        assert_eq!(welcome["maxSendKbps"], 800, "{welcome}");
+        for unset in [None, Some(0)] {
+            let server = TestServer::start(Config {
+                max_send_kbps: unset,
+                ..config()
+            })
+            .await;
+            let (_, welcome) = Client::welcomed(open(server.url()).await.unwrap()).await;
+            assert!(welcome.get("maxSendKbps").is_none(), "{welcome}");
+        }
+    }
+}
+
 mod metrics {
     use super::*;
 
