@@ -22,6 +22,8 @@
 #   scripts/bench.sh heads --sources 50   # unfinished request heads spread over 50 addresses
 #   scripts/bench.sh netlab               # calls in the network lab (root): set-up per NAT kind,
 #                                         # time to a reported failure, freezes on a bad link
+#   scripts/bench.sh mesh [N] [window_s]  # full-mesh calls of 2..N pages in the lab (root), uplinks
+#                                         # uncapped / 2 / 1 Mbit/s, send budget on and off
 # `relay-bench <mode> --help` lists every option. CARGO_TARGET_DIR is honoured.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$ROOT"
@@ -79,10 +81,23 @@ netlab() {
     "$target_dir/release/netlab-bench" "$@" | tee -a "$out"
 }
 
+# Full-mesh calls of 2..N pages in the network lab (needs root), uplinks uncapped, 2 Mbit/s and
+# 1 Mbit/s, with the send budget and without it (?budget=off), interleaved.
+mesh() {
+    ensure_wasm_toolchain
+    ensure_chromium
+    ensure_coturn
+    ensure_netlab
+    build_app
+    cargo build --release -p e2e --bin mesh-bench
+    "$target_dir/release/mesh-bench" "$@" | tee -a "$out"
+}
+
 if (($# > 0)); then
     case $1 in
     app) app ;;
     netlab) shift; netlab "$@" ;;
+    mesh) shift; mesh "$@" ;;
     cluster) shift; cluster "$@" ;;
     *) run "$@" ;;
     esac
@@ -95,5 +110,6 @@ else
     cluster
     app
     netlab
+    mesh
 fi
 echo "saved to $out" >&2

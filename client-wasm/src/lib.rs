@@ -1,7 +1,8 @@
 //! The browser video-call app, in Rust compiled to WebAssembly.
 //!
 //! - [`core`]: the pure state machine of the call (offerer rule, perfect negotiation, ICE
-//!   candidate buffering, teardown, reconnect), tested natively with `cargo test`.
+//!   candidate buffering, teardown, reconnect) and the mesh send budget (`core::budget`),
+//!   tested natively with `cargo test`.
 //! - [`stats`]: connection quality from WebRTC statistics (pure).
 //! - `web` (wasm32 only): the thin web-sys layer that executes the core's commands: signaling
 //!   socket, getUserMedia, RTCPeerConnections, the DOM.

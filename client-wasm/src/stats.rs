@@ -21,8 +21,10 @@ pub struct Sample {
     pub audio_energy: f64,
     /// The received audio's duration so far, seconds (`totalSamplesDuration`).
     pub audio_seconds: f64,
-    /// Audio packets received so far.
+    /// Audio packets received so far, and lost so far.
     pub audio_packets: u64,
+    /// See `audio_packets`.
+    pub audio_lost: u64,
     /// How the selected candidate pair gets through (`None`: no pair selected yet).
     pub path: Option<Path>,
     /// The received video's freezes so far (`freezeCount`) and their total length, seconds
@@ -32,6 +34,24 @@ pub struct Sample {
     pub freeze_seconds: Option<f64>,
     /// The received video's frame rate now (`framesPerSecond`).
     pub fps: Option<f64>,
+    /// The received video's height now (`frameHeight`).
+    pub frame_height: Option<u32>,
+    /// Video bytes received so far.
+    pub video_bytes: u64,
+}
+
+/// The tile's line about the video received between two samples, e.g. `↓ 480p 30 fps
+/// 450 kb/s`; unknown figures are dashes.
+pub fn describe_received(prev: Option<&Sample>, now: &Sample) -> String {
+    let height = now.frame_height.map_or("–".to_owned(), |h| format!("{h}p"));
+    let fps = now.fps.map_or("–".to_owned(), |f| format!("{f:.0}"));
+    let kbps = prev
+        .filter(|p| now.at_ms > p.at_ms)
+        .map_or("–".to_owned(), |p| {
+            let bytes = now.video_bytes.saturating_sub(p.video_bytes) as f64;
+            format!("{:.0}", bytes * 8.0 / (now.at_ms - p.at_ms))
+        });
+    format!("↓ {height} {fps} fps {kbps} kb/s")
 }
 
 /// How a connection's selected candidate pair gets through.
@@ -194,6 +214,24 @@ mod tests {
         assert!((q.loss_pct.unwrap() - 1.0).abs() < 1e-9);
         assert_eq!(q.grade, Grade::Good);
         assert_eq!(q.describe(), "good · 20 ms · 1.0 Mb/s · 1.0% loss");
+    }
+
+    #[test]
+    fn the_received_line_says_size_rate_and_bitrate() {
+        let a = Sample {
+            at_ms: 0.0,
+            video_bytes: 0,
+            ..Default::default()
+        };
+        let b = Sample {
+            at_ms: 2000.0,
+            video_bytes: 100_000,
+            frame_height: Some(360),
+            fps: Some(29.6),
+            ..Default::default()
+        };
+        assert_eq!(describe_received(Some(&a), &b), "↓ 360p 30 fps 400 kb/s");
+        assert_eq!(describe_received(None, &a), "↓ – – fps – kb/s");
     }
 
     #[test]

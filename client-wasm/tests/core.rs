@@ -34,6 +34,7 @@ fn welcomed(me: &str) -> Core {
         ice_servers: vec![],
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     assert_eq!(
         cmds,
@@ -393,6 +394,7 @@ fn signaling_loss_reconnects_with_backoff_and_rejoins() {
         ice_servers: vec![],
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     assert_eq!(cmds[0], Command::ClosePeer(cid("a")));
     assert_eq!(
@@ -458,6 +460,7 @@ fn the_room_password_goes_with_every_join_and_welcome_ice_servers_are_used() {
         ice_servers: ice.clone(),
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     assert_eq!(
         cmds,
@@ -492,6 +495,7 @@ fn a_dropped_socket_resumes_the_session_and_keeps_the_calls() {
             ice_servers: vec![],
             resume_token: Some(token.into()),
             resumed,
+            max_send_kbps: None,
         })
     };
     core.handle(welcome("t1", false));
@@ -554,6 +558,7 @@ fn a_new_display_name_is_registered_at_once_when_connected() {
         ice_servers: vec![],
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     assert_eq!(
         cmds[0],
@@ -610,6 +615,7 @@ fn a_name_another_member_has_gets_a_number_and_the_join_is_tried_again() {
         ice_servers: vec![],
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     let cmds = core.handle(taken());
     let Command::Send(ClientMessage::Register {
@@ -641,7 +647,7 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
     assert_eq!(
         cmds,
         vec![
-            Command::SendChatData(cid("a"), json.clone()),
+            Command::SendChannelData(cid("a"), json.clone()),
             // b's channel is not open yet: the relay carries it, nothing is lost.
             Command::Send(ClientMessage::Message {
                 target_id: Some(cid("b")),
@@ -655,7 +661,7 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
     );
     // Received either way, it is shown.
     assert_eq!(
-        core.handle(Event::ChatData(cid("a"), json.clone())),
+        core.handle(Event::ChannelData(cid("a"), json.clone())),
         vec![Command::ShowChat {
             line: line.clone(),
             from: ChatFrom::Channel
@@ -746,6 +752,25 @@ fn recording_starts_and_stops() {
     assert_eq!(
         core.handle(Event::RecordToggle),
         vec![Command::StopRecording]
+    );
+    // The file of a recording the user stopped is ready: nothing more to do.
+    assert_eq!(core.handle(Event::RecordingEnded), vec![]);
+}
+
+#[test]
+fn a_recording_that_cannot_start_or_stops_on_its_own_leaves_recording() {
+    let mut core = welcomed("m");
+    core.handle(Event::RecordToggle);
+    // The web layer could not start it (or the recorder stopped): the button is released
+    // once, and the next click starts again instead of stopping nothing.
+    assert_eq!(
+        core.handle(Event::RecordingEnded),
+        vec![Command::StopRecording]
+    );
+    assert_eq!(core.handle(Event::RecordingEnded), vec![]);
+    assert_eq!(
+        core.handle(Event::RecordToggle),
+        vec![Command::StartRecording]
     );
 }
 
@@ -1000,6 +1025,7 @@ fn with_a_turn_server_the_reason_says_even_through_it() {
         }],
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     let wa = watched(&core.handle(joined(&["a"])), "a");
     let cmds = core.handle(Event::PeerDeadline(cid("a"), wa));
@@ -1025,6 +1051,7 @@ fn relay_only_without_a_turn_server_is_refused_up_front() {
         ice_servers: vec![],
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     assert!(
         statuses(&cmds)
@@ -1069,6 +1096,7 @@ fn relay_only_without_a_turn_server_is_refused_up_front() {
         }],
         resume_token: None,
         resumed: false,
+        max_send_kbps: None,
     }));
     let cmds = core.handle(joined(&["a"]));
     assert!(cmds.contains(&Command::WatchPeer(
@@ -1088,6 +1116,7 @@ fn connections_given_up_while_away_are_called_again_when_the_session_resumes() {
         ice_servers: vec![],
         resume_token: Some("t".into()),
         resumed: false,
+        max_send_kbps: None,
     }));
     let wa = watched(&core.handle(joined(&["a", "b", "c"])), "a");
     core.handle(Event::PeerState(cid("b"), PeerLink::Connected));
@@ -1104,6 +1133,7 @@ fn connections_given_up_while_away_are_called_again_when_the_session_resumes() {
         ice_servers: vec![],
         resume_token: Some("t2".into()),
         resumed: true,
+        max_send_kbps: None,
     }));
     // b's call goes on untouched; a is called again, as a newcomer would.
     assert!(!cmds.contains(&Command::ClosePeer(cid("b"))), "{cmds:?}");
@@ -1148,6 +1178,7 @@ fn an_offer_from_the_connection_that_was_replaced_is_ignored() {
         ice_servers: vec![],
         resume_token: None,
         resumed: true,
+        max_send_kbps: None,
     }));
     // An offer a's old connection sent meanwhile (it waited at the relay) changes nothing...
     let offer = |ufrag: &str| {

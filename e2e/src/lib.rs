@@ -16,7 +16,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use netlab::Lab;
 use serde_json::{Value, json};
 use server::Config;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -224,6 +224,15 @@ impl Harness {
             .ok()
             .and_then(|d| d.get(&(None, Engine::Chromium, 0)).map(|d| d.child.id()))
             .unwrap_or(0)
+    }
+
+    /// The process id of the chromedriver in the lab's home `home` (once a page opened there),
+    /// which is also its process group's: the home's browser is in it.
+    pub fn home_driver_pid(&self, home: usize) -> Option<u32> {
+        let drivers = self.drivers().ok()?;
+        drivers
+            .get(&(Some(home), Engine::Chromium, 0))
+            .map(|d| d.child.id())
     }
 
     /// The app's URL with `query` (e.g. `room=r&ice=`).
@@ -923,4 +932,188 @@ impl Drop for TurnServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// One reading of a remote tile: what its page receives from that peer and sends to it (the
+/// tile's `data-*` attributes, from the page's getStats).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TileReading {
+    /// The peer's client id.
+    pub peer: String,
+    /// When it was read, ms since the epoch (the page's clock).
+    pub at_ms: f64,
+    /// The received video's frame rate.
+    pub fps: Option<f64>,
+    /// The received video's freezes so far and their total length (`None`: not counted).
+    pub freezes: Option<f64>,
+    /// See `freezes`.
+    pub freeze_ms: Option<f64>,
+    /// Audio packets received and lost so far.
+    pub audio_packets: Option<f64>,
+    /// See `audio_packets`.
+    pub audio_lost: Option<f64>,
+    /// What the page sends to the peer: bitrate (kbit/s), height, and why not more.
+    pub send_kbps: Option<f64>,
+    /// See `send_kbps`.
+    pub send_height: Option<f64>,
+    /// See `send_kbps`: the frame rate encoded for the peer.
+    pub send_fps: Option<f64>,
+    /// See `send_kbps`.
+    pub send_limit: String,
+    /// What the link's own estimate leaves its media, and what the budget allows it, kbit/s.
+    pub send_estimate: Option<f64>,
+    /// See `send_estimate`.
+    pub send_allowed: Option<f64>,
+    /// The page paused its video to the peer (low bandwidth).
+    pub send_paused: bool,
+    /// The peer paused its video to this page: the tile shows the notice.
+    pub video_paused: bool,
+}
+
+/// Reads every remote tile of `page` at once.
+pub async fn read_tiles(page: &Page) -> Result<Vec<TileReading>> {
+    let script = "const n = (t, k) => t.dataset[k] === undefined || t.dataset[k] === '' \
+                    || t.dataset[k] === 'unknown' ? null : Number(t.dataset[k]); \
+                  return Array.from(document.querySelectorAll('#grid .tile')).map(t => ({ \
+                    peer: t.dataset.peer, atMs: Date.now(), fps: n(t, 'fps'), \
+                    freezes: n(t, 'freezes'), freezeMs: n(t, 'freezeMs'), \
+                    audioPackets: n(t, 'audioPackets'), audioLost: n(t, 'audioLost'), \
+                    sendKbps: n(t, 'sendKbps'), sendHeight: n(t, 'sendHeight'), \
+                    sendFps: n(t, 'sendFps'), \
+                    sendLimit: t.dataset.sendLimit || '', \
+                    sendEstimate: n(t, 'sendEstimate'), sendAllowed: n(t, 'sendAllowed'), \
+                    sendPaused: t.hasAttribute('data-send-paused'), \
+                    videoPaused: t.hasAttribute('data-video-paused') }));";
+    Ok(serde_json::from_value(page.eval(script).await?)?)
+}
+
+/// What a window of readings of one tile says.
+#[derive(Debug, Clone, Default)]
+pub struct TileWindow {
+    /// The window's length, ms.
+    pub span_ms: f64,
+    /// The median received frame rate.
+    pub fps: f64,
+    /// Freezes over the window, and the fraction of it spent frozen (`None`: not counted).
+    pub freezes: Option<f64>,
+    /// See `freezes`.
+    pub frozen: Option<f64>,
+    /// Audio packets received and lost over the window, and the fraction lost.
+    pub audio_packets: f64,
+    /// See `audio_packets`.
+    pub audio_lost: f64,
+    /// See `audio_packets`.
+    pub audio_loss: f64,
+    /// The mean bitrate sent to the peer, kbit/s.
+    pub send_kbps: f64,
+    /// The median height sent to the peer, and frame rate encoded for it.
+    pub send_height: f64,
+    /// See `send_height`.
+    pub send_fps: f64,
+    /// Every reason given for sending no more, and whether video to or from it paused.
+    pub send_limits: Vec<String>,
+    /// See `send_limits`.
+    pub send_paused: bool,
+    /// See `send_limits`.
+    pub video_paused: bool,
+    /// Each reading, for a failure's message.
+    pub timeline: Timeline,
+}
+
+/// The readings of a window, told compactly: `t+6s ↑72 est 108 ok 120 ↓20fps`, `paused`
+/// where the page paused its video to the peer, `‖` where the peer paused its video to it.
+#[derive(Clone, Default)]
+pub struct Timeline(Vec<TileReading>);
+
+impl std::fmt::Debug for Timeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(first) = self.0.first() else {
+            return write!(f, "[]");
+        };
+        let n = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
+        write!(f, "[")?;
+        for r in &self.0 {
+            write!(
+                f,
+                " t+{:.0}s ↑{} est {} ok {}{} ↓{}fps{};",
+                (r.at_ms - first.at_ms) / 1000.0,
+                n(r.send_kbps),
+                n(r.send_estimate),
+                n(r.send_allowed),
+                if r.send_paused { " paused" } else { "" },
+                n(r.fps),
+                if r.video_paused { " ‖" } else { "" },
+            )?;
+        }
+        write!(f, " ]")
+    }
+}
+
+/// Sums up the readings of one tile (in time order).
+pub fn tile_window(readings: &[TileReading]) -> TileWindow {
+    let (Some(first), Some(last)) = (readings.first(), readings.last()) else {
+        return TileWindow::default();
+    };
+    let delta = |f: fn(&TileReading) -> Option<f64>| Some(f(last)? - f(first)?);
+    let span_ms = last.at_ms - first.at_ms;
+    let values = |f: fn(&TileReading) -> Option<f64>| -> Vec<f64> {
+        readings.iter().filter_map(f).collect()
+    };
+    let sent = values(|r| r.send_kbps);
+    let packets = delta(|r| r.audio_packets).unwrap_or(0.0);
+    let lost = delta(|r| r.audio_lost).unwrap_or(0.0);
+    let mut limits: Vec<String> = readings.iter().map(|r| r.send_limit.clone()).collect();
+    limits.sort();
+    limits.dedup();
+    TileWindow {
+        span_ms,
+        fps: median(&values(|r| r.fps)).unwrap_or(0.0),
+        freezes: delta(|r| r.freezes),
+        frozen: delta(|r| r.freeze_ms).map(|ms| ms / span_ms.max(1.0)),
+        audio_packets: packets,
+        audio_lost: lost,
+        audio_loss: if packets + lost > 0.0 {
+            lost / (packets + lost)
+        } else {
+            0.0
+        },
+        send_kbps: sent.iter().sum::<f64>() / sent.len().max(1) as f64,
+        send_height: median(&values(|r| r.send_height)).unwrap_or(0.0),
+        send_fps: median(&values(|r| r.send_fps)).unwrap_or(0.0),
+        send_limits: limits,
+        send_paused: readings.iter().any(|r| r.send_paused),
+        video_paused: readings.iter().any(|r| r.video_paused),
+        timeline: Timeline(readings.to_vec()),
+    }
+}
+
+/// Reads every page's tiles every `every` over `span`: for each page, each peer's window.
+pub async fn watch_tiles(
+    pages: &[&Page],
+    span: Duration,
+    every: Duration,
+) -> Result<Vec<BTreeMap<String, TileWindow>>> {
+    let mut readings: Vec<BTreeMap<String, Vec<TileReading>>> = vec![BTreeMap::new(); pages.len()];
+    let end = Instant::now() + span;
+    loop {
+        for (page, seen) in pages.iter().zip(readings.iter_mut()) {
+            for r in read_tiles(page).await? {
+                seen.entry(r.peer.clone()).or_default().push(r);
+            }
+        }
+        if Instant::now() >= end {
+            break;
+        }
+        // A window of statistics is read at intervals: there is no event to wait for.
+        tokio::time::sleep(every).await;
+    }
+    Ok(readings
+        .iter()
+        .map(|seen| {
+            seen.iter()
+                .map(|(k, v)| (k.clone(), tile_window(v)))
+                .collect()
+        })
+        .collect())
 }

@@ -5,8 +5,9 @@
 //! The tests run one at a time (each has two or three browsers on the machine's two cores).
 
 use e2e::netlab::{HomeSpec, Lab, Link, Nat};
-use e2e::{Engine, Harness, Page, TurnServer, client_ids, wait_full_mesh};
+use e2e::{Engine, Harness, Page, TileWindow, TurnServer, client_ids, wait_full_mesh};
 use server::Config;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -48,6 +49,15 @@ impl LabCall {
     /// A Chromium page in home `k` with `query`, joined.
     async fn joined(&self, k: usize, query: &str) -> Page {
         self.joined_with(k, Engine::Chromium, query).await
+    }
+
+    /// Chromium pages in homes 0, 1 and 2 with `query`, joined in that order.
+    async fn three_joined(&self, query: &str) -> [Page; 3] {
+        [
+            self.joined(0, query).await,
+            self.joined(1, query).await,
+            self.joined(2, query).await,
+        ]
     }
 
     /// A page in `engine` in home `k`, joined.
@@ -418,9 +428,49 @@ async fn three_pages_behind_three_kinds_of_network_all_play() {
     call.end(pages).await;
 }
 
-/// h. Two, then three pages, one of them on a 1 Mbit/s uplink: every page plays.
+/// How long the send budget takes to settle after a change of uplink: a few evaluations
+/// (every 3 s) and the links' own congestion control.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// How often a window of statistics is read.
+const READ_EVERY: Duration = Duration::from_secs(2);
+
+/// For each page, each peer's window of statistics.
+type Windows = Vec<BTreeMap<String, TileWindow>>;
+
+/// Every page's tiles over `span`, after `settle`.
+async fn window(pages: &[&Page], settle: Duration, span: Duration) -> Windows {
+    e2e::watch_tiles(pages, settle, READ_EVERY).await.unwrap();
+    e2e::watch_tiles(pages, span, READ_EVERY).await.unwrap()
+}
+
+/// Receivers of page `k` (every other page) and what they got from it over the window.
+fn receivers_of<'a>(
+    windows: &'a Windows,
+    ids: &'a [String],
+    k: usize,
+) -> impl Iterator<Item = (usize, &'a TileWindow)> + 'a {
+    (0..windows.len())
+        .filter(move |j| *j != k)
+        .map(move |j| (j, &windows[j][&ids[k]]))
+}
+
+/// What page `k` says limits its links over the window, naming the CPU when the browser
+/// said its encoder was CPU-limited (this machine, not the network).
+fn limits_of(windows: &Windows, k: usize) -> String {
+    let limits: Vec<&String> = windows[k].values().flat_map(|w| &w.send_limits).collect();
+    if limits.iter().any(|l| l.as_str() == "cpu") {
+        format!("page {k}'s encoder was CPU-limited on this machine (not the network): {limits:?}")
+    } else {
+        format!("page {k}'s links were limited by {limits:?}")
+    }
+}
+
+/// h. The send budget, three pages, one on a 1 Mbit/s uplink: its two links get bitrates
+/// within ±20 % of each other, and neither receiver of it is frozen more than 2 % of a
+/// minute. Every page plays throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_page_on_a_one_megabit_uplink_plays_with_two_and_three() {
+async fn a_one_megabit_uplink_is_shared_evenly_between_its_two_links() {
     let _one = SERIAL.lock().await;
     let slow = Link {
         up_kbit: Some(1000),
@@ -433,12 +483,239 @@ async fn a_page_on_a_one_megabit_uplink_plays_with_two_and_three() {
     ];
     let call = LabCall::start(&homes, false).await;
     let query = format!("room=lab-slow&{}", call.stun_only());
-    let a = call.joined(0, &query).await;
-    let b = call.joined(1, &query).await;
-    wait_full_mesh(&[&a, &b], MEDIA_DEADLINE).await.unwrap();
-    assert_flowing(&[&a, &b]).await;
-    let c = call.joined(2, &query).await;
-    wait_full_mesh(&[&a, &b, &c], MEDIA_DEADLINE).await.unwrap();
-    assert_flowing(&[&a, &b, &c]).await;
-    call.end(vec![a, b, c]).await;
+    let pages = call.three_joined(&query).await;
+    let all: Vec<&Page> = pages.iter().collect();
+    wait_full_mesh(&all, MEDIA_DEADLINE).await.unwrap();
+    e2e::wait_media_flowing(&all, MEDIA_DEADLINE).await.unwrap();
+    let ids = client_ids(&all).await.unwrap();
+    let w = window(&all, SETTLE, Duration::from_secs(60)).await;
+    let (to_b, to_c) = (&w[0][&ids[1]], &w[0][&ids[2]]);
+    let mean = (to_b.send_kbps + to_c.send_kbps) / 2.0;
+    println!("1 Mbit/s uplink: sends {to_b:?} and {to_c:?}");
+    assert!(
+        (to_b.send_kbps - to_c.send_kbps).abs() <= 0.2 * mean,
+        "the slow page's links: {:.0} and {:.0} kbit/s; {}",
+        to_b.send_kbps,
+        to_c.send_kbps,
+        limits_of(&w, 0)
+    );
+    for (j, got) in receivers_of(&w, &ids, 0) {
+        let frozen = got.frozen.expect("Chromium counts freezes");
+        assert!(
+            frozen <= 0.02,
+            "page {j} froze {:.1} % of the minute on the slow page's video: {got:?}",
+            frozen * 100.0
+        );
+    }
+    assert_flowing(&all).await;
+    call.end(Vec::from(pages)).await;
+}
+
+/// Checks that page `j` got frames from page `k` at `min_fps` or more, with its audio, or
+/// else that the network was not what held them back: `k` limited by neither bandwidth nor a
+/// ceiling, audio loss under 2 % (this machine's two cores then are: four browsers
+/// capturing, encoding, decoding and drawing at once). Returns whether the machine was the
+/// limit.
+fn assert_frames(w: &Windows, ids: &[String], j: usize, k: usize, min_fps: f64) -> bool {
+    let got = &w[j][&ids[k]];
+    let sent = &w[k][&ids[j]];
+    println!(
+        "page {j} from page {k}: {:.1} fps, page {k} encoded {:.1} fps at {} lines for it \
+         ({:?}); frozen {:?}, audio loss {:.3}",
+        got.fps, sent.send_fps, sent.send_height, sent.send_limits, got.frozen, got.audio_loss
+    );
+    assert!(
+        got.audio_packets > 0.0,
+        "page {j} got no audio from page {k}"
+    );
+    if got.fps >= min_fps {
+        return false;
+    }
+    let by_network = sent
+        .send_limits
+        .iter()
+        .any(|l| l == "bandwidth" || l == "ceiling");
+    assert!(
+        !by_network && got.audio_loss < 0.02,
+        "page {j} got {:.1} fps from page {k} (audio loss {:.3}): {}",
+        got.fps,
+        got.audio_loss,
+        limits_of(w, k)
+    );
+    true
+}
+
+/// i. Four pages (laptop-sized windows), each on a 2 Mbit/s uplink: every receiver plays at
+/// 15 fps or more, the 12 links frozen less than 2 % of the time in total; where frames fall
+/// under 15 fps with the network not in the way (this machine's two cores), the test says
+/// so. Then one page's uplink drops to 400 kbit/s: its links say bandwidth limits them, its
+/// frames are no larger than before, its audio reaches every receiver, and each receiver's
+/// tile moves or shows the paused notice (the frame rates and what page 0 sent each second
+/// are printed: 15 fps is not held reliably here, see the README).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_pages_hold_their_frame_rate_on_two_megabits_and_adapt_to_400_kbit() {
+    let _one = SERIAL.lock().await;
+    let two = Link {
+        up_kbit: Some(2000),
+        ..Link::default()
+    };
+    let homes = [HomeSpec::behind(Nat::Cone).on(two); 4];
+    let call = LabCall::start(&homes, false).await;
+    let query = format!("room=lab-four&{}", call.stun_only());
+    let mut pages = Vec::new();
+    for k in 0..4 {
+        // Laptop-sized windows: four browsers drawing full-screen tiles would take this
+        // machine's two cores from capturing and encoding.
+        let page = call.harness.page_in(k, &query).await.unwrap();
+        page.client.set_window_size(800, 500).await.unwrap();
+        page.join().await.unwrap();
+        pages.push(page);
+    }
+    let all: Vec<&Page> = pages.iter().collect();
+    wait_full_mesh(&all, MEDIA_DEADLINE).await.unwrap();
+    let ids = client_ids(&all).await.unwrap();
+    // Longer to settle: the budget may step heights down for the CPU (two evaluations a step).
+    let w = window(&all, 2 * SETTLE, Duration::from_secs(30)).await;
+    let mut machine_bound = false;
+    for k in 0..4 {
+        for j in (0..4).filter(|j| *j != k) {
+            machine_bound |= assert_frames(&w, &ids, j, k, 15.0);
+        }
+    }
+    let frozen: Vec<f64> = w
+        .iter()
+        .flat_map(|p| p.values().filter_map(|t| t.frozen))
+        .collect();
+    let total = frozen.iter().sum::<f64>() / frozen.len().max(1) as f64;
+    assert_eq!(frozen.len(), 12, "every link counts its freezes");
+    println!(
+        "four pages: {:.1} % of the time frozen over the 12 links",
+        total * 100.0
+    );
+    // Frames the machine could not capture, encode or draw in time freeze too: the 2 %
+    // holds where the network alone decides.
+    assert!(
+        total < 0.02 || machine_bound,
+        "{:.1} % of the time frozen over the 12 links, every one at 15 fps or more",
+        total * 100.0
+    );
+    let before: Vec<(f64, f64)> = (1..4)
+        .map(|j| (w[j][&ids[0]].fps, w[0][&ids[j]].send_height))
+        .collect();
+    let slow = Link {
+        up_kbit: Some(400),
+        ..Link::default()
+    };
+    call.lab.set_link(0, slow).unwrap();
+    let settling = e2e::watch_tiles(&all, SETTLE, READ_EVERY).await.unwrap();
+    let w = e2e::watch_tiles(&all, Duration::from_secs(30), READ_EVERY)
+        .await
+        .unwrap();
+    for (j, (fps, height)) in (1..4).zip(before) {
+        let got = &w[j][&ids[0]];
+        let sent = &w[0][&ids[j]];
+        println!(
+            "400 kbit/s: page {j} got {:.1} fps ({fps:.1} at 2 Mbit/s), frozen {:?}, audio loss \
+             {:.3}, paused {}; page 0 sent {:.0} kbit/s at {} lines ({:?})",
+            got.fps,
+            got.frozen,
+            got.audio_loss,
+            got.video_paused,
+            sent.send_kbps,
+            sent.send_height,
+            sent.send_limits
+        );
+        assert!(got.audio_packets > 0.0, "page {j} got no audio: {got:?}");
+        assert!(
+            sent.send_limits.iter().any(|l| l == "bandwidth"),
+            "the 400 kbit/s page does not say bandwidth limits its link to page {j}: {sent:?}"
+        );
+        println!(
+            "400 kbit/s: what page 0 sent page {j} while settling: {:?}, then: {:?}",
+            settling[0][&ids[j]].timeline, sent.timeline
+        );
+        assert!(
+            got.fps > 0.0 || got.video_paused,
+            "page {j} shows page 0's video neither moving nor paused: {got:?}"
+        );
+        assert!(
+            sent.send_height <= height,
+            "the 400 kbit/s page sends page {j} {} lines, {height} at 2 Mbit/s",
+            sent.send_height
+        );
+    }
+    if machine_bound {
+        println!("four pages: this machine's CPU, not the network, held frame rates under 15");
+    }
+    call.end(pages).await;
+}
+
+/// j. Three pages, one on a 300 kbit/s uplink: its receivers get its audio (loss under
+/// 5 %), and its video moving or paused with the notice, frozen at most twice in 20 s. At 200 kbit/s: audio keeps
+/// flowing (loss under 5 %), video pauses with "video paused: low bandwidth" on both
+/// receivers' tiles (and the sender's says so too); with the cap lifted, video comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starved_uplink_pauses_video_cleanly_keeps_audio_and_resumes() {
+    let _one = SERIAL.lock().await;
+    let homes = [HomeSpec::behind(Nat::Cone); 3];
+    let call = LabCall::start(&homes, false).await;
+    let query = format!("room=lab-starved&{}", call.stun_only());
+    let pages = call.three_joined(&query).await;
+    let all: Vec<&Page> = pages.iter().collect();
+    wait_full_mesh(&all, MEDIA_DEADLINE).await.unwrap();
+    let ids = client_ids(&all).await.unwrap();
+    let capped = |kbit| Link {
+        up_kbit: Some(kbit),
+        ..Link::default()
+    };
+    call.lab.set_link(0, capped(300)).unwrap();
+    let w = window(&all, 2 * SETTLE, Duration::from_secs(20)).await;
+    for (j, got) in receivers_of(&w, &ids, 0) {
+        println!("300 kbit/s: page {j} from page 0: {got:?}");
+        assert!(got.audio_packets > 0.0, "page {j} got no audio: {got:?}");
+        assert!(got.audio_loss < 0.05, "page {j} lost audio: {got:?}");
+        // Fewer, smoother frames, or a clean pause: a pause and its resume may count as a
+        // freeze each in the receiver's statistics.
+        let most = if got.video_paused { 4.0 } else { 2.0 };
+        assert!(
+            got.freezes.is_some_and(|f| f <= most),
+            "page {j} saw page 0's video freeze more than {most} times in 20 s: {got:?}; what \
+             page 0 sent it: {:?}",
+            w[0][&ids[j]].timeline
+        );
+        assert!(
+            got.fps > 0.0 || got.video_paused,
+            "page {j} shows page 0's video neither moving nor paused: {got:?}"
+        );
+    }
+    call.lab.set_link(0, capped(200)).unwrap();
+    for (j, page) in all.iter().enumerate().skip(1) {
+        let what = format!("page {j} to show page 0's video paused");
+        wait_tile(page, &ids[0], "data-video-paused", &what, |_| true).await;
+        let what = format!("page 0 to show its video to page {j} paused");
+        wait_tile(&pages[0], &ids[j], "data-send-paused", &what, |_| true).await;
+    }
+    let w = e2e::watch_tiles(&all, Duration::from_secs(20), READ_EVERY)
+        .await
+        .unwrap();
+    for (j, got) in receivers_of(&w, &ids, 0) {
+        println!("200 kbit/s: page {j} from page 0: {got:?}");
+        assert!(got.audio_packets > 0.0, "page {j} got no audio: {got:?}");
+        assert!(got.audio_loss < 0.05, "page {j} lost audio: {got:?}");
+    }
+    call.lab.set_link(0, Link::default()).unwrap();
+    for (j, page) in all.iter().enumerate().skip(1) {
+        let what = format!("page {j} to get page 0's video back");
+        let gone = "return !document.querySelector('#grid .tile[data-peer=\"ID\"]')\
+                    .hasAttribute('data-video-paused');"
+            .replace("ID", &ids[0]);
+        page.wait_for(&what, Duration::from_secs(60), move |p| {
+            let gone = gone.clone();
+            Box::pin(async move { Ok(p.eval(&gone).await? == serde_json::json!(true)) })
+        })
+        .await
+        .unwrap();
+    }
+    assert_flowing(&all).await;
+    call.end(Vec::from(pages)).await;
 }

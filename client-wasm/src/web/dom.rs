@@ -19,6 +19,7 @@ pub struct Ui {
     mic: HtmlElement,
     cam: HtmlElement,
     share: HtmlElement,
+    saver: HtmlElement,
     camera_select: web_sys::HtmlSelectElement,
     mic_select: web_sys::HtmlSelectElement,
     record: HtmlElement,
@@ -59,6 +60,7 @@ impl Ui {
             mic: get(document, "mic")?,
             cam: get(document, "cam")?,
             share: get(document, "share")?,
+            saver: get(document, "saver")?,
             camera_select: get(document, "camera-select")?,
             mic_select: get(document, "mic-select")?,
             record: get(document, "record")?,
@@ -135,6 +137,9 @@ impl Ui {
             click(&ui.share, || {
                 AppEvent::Core(crate::core::Event::ShareToggle)
             }),
+            click(&ui.saver, || {
+                AppEvent::Core(crate::core::Event::DataSaverToggle)
+            }),
             click(&ui.record, || {
                 AppEvent::Core(crate::core::Event::RecordToggle)
             }),
@@ -143,6 +148,14 @@ impl Ui {
             _listeners: listeners,
             ..ui
         })
+    }
+
+    /// Shows whether data saver is on (the button, and `body[data-data-saver]`).
+    pub fn set_data_saver(&self, on: bool) {
+        let _ = self
+            .saver
+            .set_attribute("aria-pressed", if on { "true" } else { "false" });
+        self.mark("data-data-saver", if on { "on" } else { "off" });
     }
 
     /// The room typed in the field.

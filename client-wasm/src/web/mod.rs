@@ -69,8 +69,12 @@ pub enum AppEvent {
     DeviceTrack(MediaKind, MediaStreamTrack),
     /// Time to read every peer connection's statistics.
     StatsTick,
-    /// A peer connection's statistics.
-    Stats(ClientId, crate::stats::Sample),
+    /// A peer connection's statistics: its receiving and its sending side.
+    Stats(
+        ClientId,
+        crate::stats::Sample,
+        crate::core::budget::SendSample,
+    ),
     /// Something failed; show it.
     Error(WebError),
 }
@@ -114,6 +118,12 @@ pub struct PageConfig {
     pub relay_only: bool,
     /// Whether the page's own ICE servers include a TURN server.
     pub page_turn: bool,
+    /// The most this page sends over all its links, kbit/s (`?maxkbps=`, or
+    /// `<meta name="max-send-kbps" content="N">`).
+    pub max_send_kbps: Option<u32>,
+    /// Whether the send budget shapes what each link sends (`?budget=off`: the browser's own
+    /// rate control alone, for comparisons).
+    pub budget: bool,
 }
 
 impl PageConfig {
@@ -140,6 +150,14 @@ impl PageConfig {
             .document()
             .and_then(|d| d.query_selector("meta[name=ice-servers]").ok().flatten())
             .and_then(|m| m.get_attribute("content"));
+        let meta_ceiling = window
+            .document()
+            .and_then(|d| d.query_selector("meta[name=max-send-kbps]").ok().flatten())
+            .and_then(|m| m.get_attribute("content"));
+        let max_send_kbps = non_empty("maxkbps")
+            .or(meta_ceiling)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|k| *k > 0);
         // Only an explicit `?ice=` beats the ICE servers the relay hands out in `welcome`.
         let ice_from_page = params.get("ice").is_some();
         let ice = params
@@ -165,6 +183,8 @@ impl PageConfig {
             password: non_empty("password"),
             relay_only: params.get("relay").as_deref() == Some("only"),
             page_turn: ice.split(',').any(protocol::is_turn_url),
+            max_send_kbps,
+            budget: params.get("budget").as_deref() != Some("off"),
         })
     }
 }
@@ -300,6 +320,8 @@ async fn run() -> Result<(), WebError> {
         from_page: config.ice_from_page,
         page_turn: config.page_turn,
     });
+    core.set_send_ceiling(config.max_send_kbps);
+    core.set_budget_enabled(config.budget);
     let mut app = App {
         _device_change: device_change,
         _stats_timer: stats_timer,
@@ -425,6 +447,12 @@ impl App {
                 else {
                     return self.drive(Event::ShareEnded);
                 };
+                // Text and lines stay sharp: the encoder favours detail over motion.
+                let _ = js_sys::Reflect::set(
+                    track.as_ref(),
+                    &JsValue::from_str("contentHint"),
+                    &JsValue::from_str("detail"),
+                );
                 // The browser's own "stop sharing" control ends the track.
                 let events = self.events.clone();
                 let ended = listener::Listener::new(track.as_ref(), "ended", move |_| {
@@ -510,6 +538,8 @@ impl App {
                 }
             }
             AppEvent::RecordingStopped => {
+                // Stopped by the user or on its own: the core leaves recording either way.
+                self.drive(Event::RecordingEnded);
                 if let Some(recording) = self.recording.take() {
                     match recording.blob() {
                         // Stopped before the recorder encoded a frame: no empty file to offer.
@@ -526,16 +556,25 @@ impl App {
                     let (id, pc, events) = (id.clone(), peer.pc().clone(), self.events.clone());
                     wasm_bindgen_futures::spawn_local(async move {
                         // A connection closing meanwhile has no statistics: skip it this time.
-                        if let Ok(sample) = peer::sample(&pc).await {
-                            events.send(AppEvent::Stats(id, sample));
+                        if let Ok((sample, send)) = peer::sample(&pc).await {
+                            events.send(AppEvent::Stats(id, sample, send));
                         }
                     });
                 }
             }
-            AppEvent::Stats(id, sample) => {
-                if let Some(peer) = self.peers.get_mut(&id).filter(|p| !p.failed()) {
-                    peer.show_sample(sample);
-                }
+            AppEvent::Stats(id, sample, send) => {
+                let Some(peer) = self.peers.get_mut(&id).filter(|p| !p.failed()) else {
+                    return;
+                };
+                let speaking = peer.show_sample(sample);
+                let (height, focused) = peer.view();
+                let view = crate::core::budget::View {
+                    height,
+                    focused,
+                    speaking,
+                };
+                self.drive(Event::Viewed(id.clone(), view));
+                self.drive(Event::SendStats(id, send));
             }
             AppEvent::ChatSubmit => {
                 if let Some(text) = self.ui.take_chat_input() {
@@ -719,22 +758,30 @@ impl App {
                 self.ui.set_sharing(false);
             }
             Command::StartRecording => {
+                // A recording that cannot start is told back: the core leaves recording, and
+                // the next click starts again.
                 let Some(local) = &self.local else {
                     self.ui
                         .set_notice("Nothing to record: no camera or microphone.");
+                    self.events.send(AppEvent::Core(Event::RecordingEnded));
                     return Ok(());
                 };
                 let remote_audio: Vec<_> =
                     self.peers.values().flat_map(|p| p.remote_audio()).collect();
-                self.recording = Some(record::Recording::start(
-                    local,
-                    &remote_audio,
-                    &self.events,
-                )?);
-                self.ui.set_recording(true);
+                match record::Recording::start(local, &remote_audio, &self.events) {
+                    Ok(recording) => {
+                        self.recording = Some(recording);
+                        self.ui.set_recording(true);
+                    }
+                    Err(e) => {
+                        self.show(&e);
+                        self.events.send(AppEvent::Core(Event::RecordingEnded));
+                    }
+                }
             }
             Command::StopRecording => {
-                if let Some(recording) = &self.recording {
+                let running = self.recording.as_ref().filter(|r| r.is_recording());
+                if let Some(recording) = running {
                     recording.stop()?;
                 }
                 self.ui.set_recording(false);
@@ -759,11 +806,27 @@ impl App {
                     peer.set_reconnecting(on);
                 }
             }
-            Command::SendChatData(id, text) => {
+            Command::SendChannelData(id, text) => {
                 if let Some(peer) = self.peers.get(&id) {
                     peer.send_chat(&text)?;
                 }
             }
+            Command::SetEncoding(id, encoding) => {
+                if let Some(peer) = self.peers.get(&id) {
+                    peer.apply_encoding(&encoding);
+                }
+            }
+            Command::ShowSent(id, sent) => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.show_sent(&sent);
+                }
+            }
+            Command::ShowRemotePaused(id, paused) => {
+                if let Some(peer) = self.peers.get(&id) {
+                    peer.show_remote_paused(paused);
+                }
+            }
+            Command::ShowDataSaver(on) => self.ui.set_data_saver(on),
             Command::ShowChat { line, from } => self.ui.show_chat(&line, from),
             Command::UseIceServers(servers) => {
                 if !self.config.ice_from_page {

@@ -5,6 +5,7 @@
 use super::error::{WebError, await_promise, js};
 use super::listener::Listener;
 use super::{AppEvent, Events};
+use crate::core::budget::{Encoding, EngineLimit, SendSample, Sent};
 use crate::core::{Event, PeerLink, SdpKind};
 use js_sys::Reflect;
 use protocol::{ClientId, Payload};
@@ -30,6 +31,10 @@ pub struct Peer {
     deadline: Option<gloo_timers::callback::Timeout>,
     /// Given up: closed, its tile saying why (no statistics any more).
     failed: bool,
+    /// The tile's lines of what is received and what is sent.
+    media_line: Element,
+    received_text: String,
+    sent_text: String,
     _listeners: Vec<Listener>,
 }
 
@@ -52,7 +57,7 @@ impl Peer {
         let document = grid
             .owner_document()
             .ok_or_else(|| WebError::new("document", "none"))?;
-        let (tile, video, stats_line) = make_tile(&document, id, label)?;
+        let (tile, video, stats_line, media_line) = make_tile(&document, id, label)?;
 
         let mut listeners = Vec::new();
         let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
@@ -151,7 +156,7 @@ impl Peer {
             listeners.push(Listener::new(chat.as_ref(), "message", move |ev| {
                 let ev: web_sys::MessageEvent = ev.unchecked_into();
                 if let Some(text) = ev.data().as_string() {
-                    events.send(AppEvent::Core(Event::ChatData(id.clone(), text)));
+                    events.send(AppEvent::Core(Event::ChannelData(id.clone(), text)));
                 }
             }));
         }
@@ -182,6 +187,9 @@ impl Peer {
             tracks_attached: false,
             deadline: None,
             failed: false,
+            media_line,
+            received_text: String::new(),
+            sent_text: String::new(),
             _listeners: listeners,
         };
         if offerer {
@@ -311,12 +319,20 @@ impl Peer {
             .toggle_attribute_with_force("data-reconnecting", on);
     }
 
-    /// Shows the quality since the previous sample on the tile (`data-quality` too).
-    pub fn show_sample(&mut self, sample: crate::stats::Sample) {
+    /// Shows the quality since the previous sample on the tile (`data-quality` too); returns
+    /// whether the peer spoke meanwhile.
+    pub fn show_sample(&mut self, sample: crate::stats::Sample) -> bool {
         let q = crate::stats::quality(self.last_sample.as_ref(), &sample);
         let speaking = crate::stats::speaking(self.last_sample.as_ref(), &sample);
+        let received = crate::stats::describe_received(self.last_sample.as_ref(), &sample);
         self.last_sample = Some(sample);
         self.stats_line.set_text_content(Some(&q.describe()));
+        self.received_text = received;
+        self.show_lines();
+        let height = sample
+            .frame_height
+            .map_or_else(String::new, |h| h.to_string());
+        let _ = self.tile.set_attribute("data-recv-height", &height);
         let _ = self.tile.set_attribute("data-quality", q.grade.as_str());
         // What tests and curious users read: the path, the frame rate, the freezes so far.
         let path = sample.path.map_or("", crate::stats::Path::as_str);
@@ -336,11 +352,84 @@ impl Peer {
         let _ = self
             .tile
             .set_attribute("data-audio-packets", &audio_packets);
+        let audio_lost = sample.audio_lost.to_string();
+        let _ = self.tile.set_attribute("data-audio-lost", &audio_lost);
         let energy = format!("{:.6}", sample.audio_energy);
         let _ = self.tile.set_attribute("data-audio-energy", &energy);
         let _ = self
             .tile
             .toggle_attribute_with_force("data-speaking", speaking);
+        speaking
+    }
+
+    fn show_lines(&self) {
+        let text = format!("{}\n{}", self.received_text, self.sent_text);
+        self.media_line.set_text_content(Some(text.trim()));
+    }
+
+    /// Shows what is sent to this peer (the tile's `data-send-*` too).
+    pub fn show_sent(&mut self, sent: &Sent) {
+        self.sent_text = sent.describe();
+        self.show_lines();
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        let attrs = [
+            ("data-send-height", opt(sent.height.map(|h| h.to_string()))),
+            ("data-send-fps", opt(sent.fps.map(|f| format!("{f:.0}")))),
+            ("data-send-kbps", opt(sent.kbps.map(|k| format!("{k:.0}")))),
+            (
+                "data-send-estimate",
+                opt(sent.estimate_kbps.map(|k| format!("{k:.0}"))),
+            ),
+            (
+                "data-send-allowed",
+                opt(sent.allowed_kbps.map(|k| format!("{k:.0}"))),
+            ),
+            (
+                "data-send-limit",
+                opt(sent.limit.map(|l| l.as_str().into())),
+            ),
+        ];
+        for (name, value) in attrs {
+            let _ = self.tile.set_attribute(name, &value);
+        }
+        let _ = self
+            .tile
+            .toggle_attribute_with_force("data-send-paused", sent.paused);
+    }
+
+    /// Shows whether the peer paused its video to this page for lack of bandwidth.
+    pub fn show_remote_paused(&self, paused: bool) {
+        let _ = self
+            .tile
+            .toggle_attribute_with_force("data-video-paused", paused);
+    }
+
+    /// How this page shows the peer's video: the tile's height in device pixels, and
+    /// whether it is focused.
+    pub fn view(&self) -> (u32, bool) {
+        let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
+        let height = (f64::from(self.tile.client_height().max(0)) * dpr).round() as u32;
+        (height, self.tile.has_attribute("data-focused"))
+    }
+
+    /// Encodes the video sent on this connection as `encoding` says, and sends its audio
+    /// at high priority and the bitrate it says (`RTCRtpSender.setParameters`, no
+    /// renegotiation).
+    pub fn apply_encoding(&self, encoding: &Encoding) {
+        for sender in self.pc.get_senders().iter() {
+            let Ok(sender) = sender.dyn_into::<web_sys::RtcRtpSender>() else {
+                continue;
+            };
+            let kind = sender.track().map(|t| t.kind());
+            let result = match kind.as_deref() {
+                Some("video") => encode_video(&sender, encoding),
+                Some("audio") => encode_audio(&sender, encoding.audio_kbps),
+                _ => continue,
+            };
+            if let Err(e) = result {
+                web_sys::console::warn_1(&JsValue::from_str(&e.to_string()));
+            }
+        }
     }
 
     /// Sends text on the chat channel.
@@ -370,11 +459,100 @@ impl Drop for Peer {
     }
 }
 
+/// A sender's parameters, changed by `edit` in its first encoding, then set.
+fn set_parameters(
+    sender: &web_sys::RtcRtpSender,
+    edit: impl FnOnce(&JsValue, &JsValue) -> Result<(), JsValue>,
+) -> Result<(), WebError> {
+    let call = |name: &str| -> Result<js_sys::Function, WebError> {
+        Reflect::get(sender.as_ref(), &JsValue::from_str(name))
+            .map_err(js("RTCRtpSender"))?
+            .dyn_into::<js_sys::Function>()
+            .map_err(|_| WebError::new("RTCRtpSender", format!("no {name} in this browser")))
+    };
+    let params = call("getParameters")?
+        .call0(sender.as_ref())
+        .map_err(js("getParameters"))?;
+    let encodings =
+        Reflect::get(&params, &JsValue::from_str("encodings")).map_err(js("getParameters"))?;
+    let first = Reflect::get(&encodings, &JsValue::from_f64(0.0)).map_err(js("getParameters"))?;
+    if first.is_undefined() {
+        // Not negotiated yet: the next evaluation applies it.
+        return Ok(());
+    }
+    edit(&params, &first).map_err(js("setParameters"))?;
+    let promise: js_sys::Promise = call("setParameters")?
+        .call1(sender.as_ref(), &params)
+        .map_err(js("setParameters"))?
+        .dyn_into()
+        .map_err(js("setParameters"))?;
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = await_promise("setParameters", promise).await {
+            web_sys::console::warn_1(&JsValue::from_str(&e.to_string()));
+        }
+    });
+    Ok(())
+}
+
+fn set(target: &JsValue, key: &str, value: &JsValue) -> Result<(), JsValue> {
+    Reflect::set(target, &JsValue::from_str(key), value).map(|_| ())
+}
+
+/// The video sender's encoding: on or off, bitrate, scale, frame rate, priority, and what
+/// gives way under pressure (where the engine lets it be chosen).
+fn encode_video(sender: &web_sys::RtcRtpSender, e: &Encoding) -> Result<(), WebError> {
+    let e = *e;
+    set_parameters(sender, move |params, first| {
+        set(first, "active", &JsValue::from_bool(e.active))?;
+        set(
+            first,
+            "maxBitrate",
+            &JsValue::from_f64(f64::from(e.max_kbps) * 1000.0),
+        )?;
+        set(
+            first,
+            "scaleResolutionDownBy",
+            &JsValue::from_f64(e.scale_down),
+        )?;
+        set(
+            first,
+            "maxFramerate",
+            &JsValue::from_f64(f64::from(e.max_fps)),
+        )?;
+        let priority = JsValue::from_str(if e.screen { "medium" } else { "low" });
+        set(first, "priority", &priority)?;
+        set(first, "networkPriority", &priority)?;
+        // Under CPU or bandwidth pressure a camera loses pixels, not frames (smaller frames
+        // rather than fewer); a screen loses frames, not the detail of its text.
+        let pref = if e.screen {
+            "maintain-resolution"
+        } else {
+            "maintain-framerate"
+        };
+        set(params, "degradationPreference", &JsValue::from_str(pref))?;
+        Ok(())
+    })
+}
+
+/// Audio first: the audio sender at high priority, Opus at `kbps` at most.
+fn encode_audio(sender: &web_sys::RtcRtpSender, kbps: u32) -> Result<(), WebError> {
+    set_parameters(sender, move |_, first| {
+        let high = JsValue::from_str("high");
+        set(first, "priority", &high)?;
+        set(first, "networkPriority", &high)?;
+        set(
+            first,
+            "maxBitrate",
+            &JsValue::from_f64(f64::from(kbps) * 1000.0),
+        )
+    })
+}
+
 fn make_tile(
     document: &Document,
     id: &ClientId,
     label: &str,
-) -> Result<(Element, HtmlVideoElement, Element), WebError> {
+) -> Result<(Element, HtmlVideoElement, Element, Element), WebError> {
     let tile = document
         .create_element("div")
         .map_err(js("createElement"))?;
@@ -389,22 +567,25 @@ fn make_tile(
     video
         .set_attribute("playsinline", "")
         .map_err(js("setAttribute"))?;
-    let name = document
-        .create_element("div")
-        .map_err(js("createElement"))?;
-    name.set_class_name("label");
+    let div = |class: &str, label: Option<&str>| -> Result<Element, WebError> {
+        let el = document
+            .create_element("div")
+            .map_err(js("createElement"))?;
+        el.set_class_name(class);
+        if let Some(label) = label {
+            el.set_attribute("aria-label", label)
+                .map_err(js("setAttribute"))?;
+        }
+        Ok(el)
+    };
+    let name = div("label", None)?;
     name.set_text_content(Some(label));
-    let stats = document
-        .create_element("div")
-        .map_err(js("createElement"))?;
-    stats.set_class_name("stats");
-    stats
-        .set_attribute("aria-label", "connection quality")
-        .map_err(js("setAttribute"))?;
-    tile.append_child(&video).map_err(js("appendChild"))?;
-    tile.append_child(&name).map_err(js("appendChild"))?;
-    tile.append_child(&stats).map_err(js("appendChild"))?;
-    Ok((tile, video, stats))
+    let stats = div("stats", Some("connection quality"))?;
+    let media = div("media", Some("video received and sent"))?;
+    for child in [&video.clone().into(), &name, &stats, &media] {
+        tile.append_child(child).map_err(js("appendChild"))?;
+    }
+    Ok((tile, video, stats, media))
 }
 
 /// Starts playback; a refusal (autoplay policy) is shown in the page.
@@ -527,12 +708,28 @@ fn text(stat: &JsValue, key: &str) -> Option<String> {
         .as_string()
 }
 
-/// Reads `getStats()` into a sample: the selected candidate pair's round-trip time and path,
-/// the inbound RTP streams' byte and packet counts, and the received video's freezes.
-pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebError> {
+/// Reads `getStats()` into samples of both sides. Receiving: the selected candidate pair's
+/// round-trip time and path, the inbound RTP streams' byte and packet counts, and the
+/// received video's size, rate and freezes. Sending: the pair's outgoing estimate, the
+/// outbound streams' bytes, the sent video's size and rate, what limits its encoder, and the
+/// height of the track sent.
+pub async fn sample(
+    pc: &RtcPeerConnection,
+) -> Result<(crate::stats::Sample, SendSample), WebError> {
     let report = await_promise("getStats", pc.get_stats()).await?;
+    let at_ms = js_sys::Date::now();
     let mut sample = crate::stats::Sample {
-        at_ms: js_sys::Date::now(),
+        at_ms,
+        ..Default::default()
+    };
+    let source = sent_video(pc);
+    let mut send = SendSample {
+        at_ms,
+        source_height: source
+            .as_ref()
+            .and_then(|s| s.get_height())
+            .map(|h| h.max(0) as u32),
+        source_fps: source.as_ref().and_then(|s| s.get_frame_rate()),
         ..Default::default()
     };
     let entries = js_sys::try_iter(&report)
@@ -551,11 +748,16 @@ pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebE
                     sample.rtt_ms = Some(rtt * 1000.0);
                 }
                 selected = text(&stat, "localCandidateId").zip(text(&stat, "remoteCandidateId"));
+                send.available_kbps = number(&stat, "availableOutgoingBitrate").map(|b| b / 1000.0);
             }
+            Some("outbound-rtp") => add_outbound(&mut send, &stat),
             // Where the pair has no round-trip time (yet), the peer's RTCP reports have one.
             Some("remote-inbound-rtp") => {
                 if let Some(rtt) = number(&stat, "roundTripTime") {
                     rtt_from_reports = Some(rtt * 1000.0);
+                }
+                if let Some(lost) = number(&stat, "fractionLost") {
+                    send.loss = Some(send.loss.map_or(lost, |l: f64| l.max(lost)));
                 }
             }
             Some("local-candidate" | "remote-candidate") => {
@@ -568,10 +770,43 @@ pub async fn sample(pc: &RtcPeerConnection) -> Result<crate::stats::Sample, WebE
         }
     }
     sample.rtt_ms = sample.rtt_ms.or(rtt_from_reports);
+    send.rtt_ms = sample.rtt_ms;
     sample.path = selected.and_then(|(local, remote)| {
         crate::stats::Path::of(candidates.get(&local)?, candidates.get(&remote)?)
     });
-    Ok(sample)
+    Ok((sample, send))
+}
+
+/// Adds one outbound RTP stream's figures to `send`.
+fn add_outbound(send: &mut SendSample, stat: &JsValue) {
+    let bytes = number(stat, "bytesSent").unwrap_or(0.0) as u64;
+    match text(stat, "kind").as_deref() {
+        Some("audio") => send.audio_bytes += bytes,
+        Some("video") => {
+            send.video_bytes += bytes;
+            send.frame_height = number(stat, "frameHeight").map(|h| h as u32);
+            send.fps = number(stat, "framesPerSecond");
+            send.engine_limit = match text(stat, "qualityLimitationReason").as_deref() {
+                Some("cpu") => EngineLimit::Cpu,
+                Some("bandwidth") => EngineLimit::Bandwidth,
+                _ => EngineLimit::None,
+            };
+        }
+        _ => {}
+    }
+}
+
+/// The settings of the video track a connection sends (the camera's or the screen's).
+fn sent_video(pc: &RtcPeerConnection) -> Option<web_sys::MediaTrackSettings> {
+    Some(video_sender(pc)?.track()?.get_settings())
+}
+
+/// The connection's video sender (the one whose track is video).
+fn video_sender(pc: &RtcPeerConnection) -> Option<web_sys::RtcRtpSender> {
+    pc.get_senders()
+        .iter()
+        .filter_map(|s| s.dyn_into::<web_sys::RtcRtpSender>().ok())
+        .find(|s| s.track().is_some_and(|t| t.kind() == "video"))
 }
 
 /// Whether a candidate pair is the one in use: succeeded and nominated (Chromium), or
@@ -605,10 +840,15 @@ fn add_inbound(sample: &mut crate::stats::Sample, stat: &JsValue) {
     match text(stat, "kind").as_deref() {
         Some("audio") => {
             sample.audio_packets += number(stat, "packetsReceived").unwrap_or(0.0) as u64;
+            sample.audio_lost += number(stat, "packetsLost").unwrap_or(0.0).max(0.0) as u64;
             sample.audio_energy += number(stat, "totalAudioEnergy").unwrap_or(0.0);
             sample.audio_seconds += number(stat, "totalSamplesDuration").unwrap_or(0.0);
         }
         Some("video") => {
+            sample.video_bytes += number(stat, "bytesReceived").unwrap_or(0.0) as u64;
+            if let Some(h) = number(stat, "frameHeight") {
+                sample.frame_height = Some(h as u32);
+            }
             if let Some(n) = number(stat, "freezeCount") {
                 *sample.freezes.get_or_insert(0) += n as u64;
             }

@@ -14,11 +14,16 @@
 //!   with a reason ([`Unreachable`]) shown on its tile, and the other side is told, so both show
 //!   the same state; `?relay=only` without a TURN server is refused up front;
 //! - the status line follows the room's member count;
-//! - signaling reconnects with exponential backoff and rejoins the room.
+//! - signaling reconnects with exponential backoff and rejoins the room;
+//! - the mesh send budget ([`budget`]): what each link sends, from its statistics and from
+//!   how its receiver shows it (told over the data channel, [`PeerData`]).
 //!
 //! The core never touches the browser: the web layer (`web/`) turns commands into
 //! RTCPeerConnection calls and DOM changes, and feeds their outcomes back as [`Event`]s.
 
+pub mod budget;
+
+use budget::{Budget, Change, Encoding, SendSample, Sent, View};
 use protocol::{
     ClientId, ClientMessage, ErrorCode, IceServer, Payload, RoomId, ServerMessage, UserId,
 };
@@ -85,14 +90,24 @@ pub enum Event {
     },
     /// A peer's chat data channel opened (`true`) or closed (`false`).
     ChatChannel(ClientId, bool),
-    /// A chat message arrived on a peer's data channel (the JSON text of a [`ChatLine`]).
-    ChatData(ClientId, String),
+    /// A message arrived on a peer's data channel (the JSON text of a [`PeerData`]).
+    ChannelData(ClientId, String),
+    /// A peer link's sending side was sampled.
+    SendStats(ClientId, SendSample),
+    /// How this page shows a peer's video now: its tile's height in device pixels, whether
+    /// it is focused, whether the peer is speaking.
+    Viewed(ClientId, View),
+    /// The user pressed the data-saver button.
+    DataSaverToggle,
     /// The user pressed the screen-share button.
     ShareToggle,
     /// Screen sharing ended (stopped by the browser's own control, or it could not start).
     ShareEnded,
     /// The user pressed the record button.
     RecordToggle,
+    /// Recording ended without the user (it could not start, or the recorder stopped on its
+    /// own), or its file is ready.
+    RecordingEnded,
     /// The deadline set by [`Command::WatchPeer`] passed.
     PeerDeadline(ClientId, u32),
 }
@@ -255,8 +270,16 @@ pub enum Command {
     Status(String),
     /// Use these ICE servers for new peer connections (from the relay's `welcome`).
     UseIceServers(Vec<IceServer>),
-    /// Send text on a peer's chat data channel.
-    SendChatData(ClientId, String),
+    /// Send text on a peer's data channel.
+    SendChannelData(ClientId, String),
+    /// Encode the video sent to a peer this way (`RTCRtpSender.setParameters`).
+    SetEncoding(ClientId, Encoding),
+    /// Show on a peer's tile what is sent to it.
+    ShowSent(ClientId, Sent),
+    /// Show on a peer's tile that it paused its video to this page for lack of bandwidth.
+    ShowRemotePaused(ClientId, bool),
+    /// Show whether data saver is on.
+    ShowDataSaver(bool),
     /// Ask for a screen and send it instead of the camera on every peer connection.
     StartShare,
     /// Stop sharing the screen and send the camera again.
@@ -281,6 +304,54 @@ pub enum Command {
         /// Who sent it, and how it came.
         from: ChatFrom,
     },
+}
+
+/// What peers tell each other over the data channel (or the relay's `message` when it is
+/// not open), besides chat.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum PeerData {
+    /// The receiver shows the sender's video this way: `{"view": {"height", "focused",
+    /// "speaking"}}`.
+    View {
+        /// How.
+        view: ViewHint,
+    },
+    /// The sender paused (`"paused"`) or resumed (`"resumed"`) its video to the receiver:
+    /// `{"video": "paused", "why": "bandwidth"}`.
+    Video {
+        /// `paused` or `resumed`.
+        video: String,
+        /// Why (`bandwidth`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
+}
+
+/// The wire form of a [`View`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ViewHint {
+    /// The tile's height, device pixels.
+    pub height: u32,
+    /// Whether the tile is focused.
+    #[serde(default)]
+    pub focused: bool,
+    /// Whether the sender is the active speaker.
+    #[serde(default)]
+    pub speaking: bool,
+}
+
+/// The longest tile height a receiver can claim (a hint is only a hint).
+const MAX_VIEW_HEIGHT: u32 = 4320;
+
+impl From<ViewHint> for View {
+    fn from(h: ViewHint) -> View {
+        View {
+            height: h.height.min(MAX_VIEW_HEIGHT),
+            focused: h.focused,
+            speaking: h.speaking,
+        }
+    }
 }
 
 /// Where a shown chat line came from.
@@ -380,6 +451,13 @@ pub struct Core {
     sharing: bool,
     recording: bool,
     attempt: u32,
+    /// What each link sends (see [`budget`]).
+    budget: Budget,
+    /// The view of each peer's video last told to it.
+    views_told: BTreeMap<ClientId, View>,
+    /// The page's own send ceiling and the relay's (from `welcome`), kbit/s: the lower holds.
+    page_ceiling: Option<u32>,
+    relay_ceiling: Option<u32>,
 }
 
 impl Default for Core {
@@ -412,7 +490,32 @@ impl Core {
             sharing: false,
             recording: false,
             attempt: 0,
+            budget: Budget::new(),
+            views_told: BTreeMap::new(),
+            page_ceiling: None,
+            relay_ceiling: None,
         }
+    }
+
+    /// Sets the most this page sends over all its links, kbit/s (the page's configuration;
+    /// the relay's ceiling, when lower, still holds).
+    pub fn set_send_ceiling(&mut self, kbps: Option<u32>) {
+        self.page_ceiling = kbps.filter(|k| *k > 0);
+        self.apply_ceiling();
+    }
+
+    /// Gives the budget the lower of the page's and the relay's ceilings.
+    fn apply_ceiling(&mut self) {
+        let lower = match (self.page_ceiling, self.relay_ceiling) {
+            (Some(p), Some(r)) => Some(p.min(r)),
+            (p, r) => p.or(r),
+        };
+        self.budget.set_ceiling(lower);
+    }
+
+    /// Turns the send budget off or on (see [`Budget::set_enabled`]).
+    pub fn set_budget_enabled(&mut self, on: bool) {
+        self.budget.set_enabled(on);
     }
 
     /// Sets the display name sent with `register` (on the next connection, or at once when
@@ -802,7 +905,7 @@ impl Core {
                     self.peers.keys().chain(self.names.keys()).collect();
                 for id in members {
                     if self.peers.get(id).is_some_and(|p| p.chat_open) {
-                        out.push(Command::SendChatData(id.clone(), json.clone()));
+                        out.push(Command::SendChannelData(id.clone(), json.clone()));
                     } else if self.link == Link::Up && self.in_room {
                         // Not open yet (or closed): the relay carries it, so nothing is lost.
                         let content = Payload::from_json(json.clone()).expect("valid JSON");
@@ -819,6 +922,7 @@ impl Core {
             }
             Event::ShareToggle => {
                 self.sharing = !self.sharing;
+                self.budget.set_screen(self.sharing);
                 out.push(if self.sharing {
                     Command::StartShare
                 } else {
@@ -835,7 +939,13 @@ impl Core {
             }
             Event::ShareEnded => {
                 if std::mem::take(&mut self.sharing) {
+                    self.budget.set_screen(false);
                     out.push(Command::StopShare);
+                }
+            }
+            Event::RecordingEnded => {
+                if std::mem::take(&mut self.recording) {
+                    out.push(Command::StopRecording);
                 }
             }
             Event::ChatChannel(id, open) => {
@@ -843,13 +953,22 @@ impl Core {
                     peer.chat_open = open;
                 }
             }
-            Event::ChatData(_, text) => {
-                if let Ok(line) = serde_json::from_str::<ChatLine>(&text) {
+            Event::ChannelData(id, text) => {
+                if let Ok(data) = serde_json::from_str::<PeerData>(&text) {
+                    self.on_peer_data(id, data, &mut out);
+                } else if let Ok(line) = serde_json::from_str::<ChatLine>(&text) {
                     out.push(Command::ShowChat {
                         line,
                         from: ChatFrom::Channel,
                     });
                 }
+            }
+            Event::SendStats(id, sample) => self.on_send_stats(id, sample, &mut out),
+            Event::Viewed(id, view) => self.on_viewed(id, view, &mut out),
+            Event::DataSaverToggle => {
+                let on = !self.budget.data_saver();
+                self.budget.set_data_saver(on);
+                out.push(Command::ShowDataSaver(on));
             }
             Event::PeerState(id, link) => {
                 let attempt = self.next_watch();
@@ -885,7 +1004,87 @@ impl Core {
                 }
             }
         }
+        // The budget shares the uplink among the links there are now.
+        self.budget.keep_only(self.peers.keys());
+        self.views_told.retain(|id, _| self.peers.contains_key(id));
         out
+    }
+
+    /// A link was sampled: its tile shows what it sends, and the budget is evaluated when due.
+    fn on_send_stats(&mut self, id: ClientId, sample: SendSample, out: &mut Vec<Command>) {
+        if !self.peers.get(&id).is_some_and(|p| p.up) {
+            return;
+        }
+        if let Some(sent) = self.budget.sample(&id, sample) {
+            out.push(Command::ShowSent(id, sent));
+        }
+        for change in self.budget.evaluate(sample.at_ms) {
+            match change {
+                Change::Encode(id, encoding) => out.push(Command::SetEncoding(id, encoding)),
+                Change::Paused(id, paused) => {
+                    let data = PeerData::Video {
+                        video: if paused { "paused" } else { "resumed" }.to_owned(),
+                        why: paused.then(|| "bandwidth".to_owned()),
+                    };
+                    self.tell_peer(&id, &data, out);
+                }
+            }
+        }
+    }
+
+    /// This page shows `id`'s video as `view`: `id` is told when that changed.
+    fn on_viewed(&mut self, id: ClientId, view: View, out: &mut Vec<Command>) {
+        if !self.peers.get(&id).is_some_and(|p| p.up) {
+            return;
+        }
+        // Told in the encoder's steps, so a tile resized by a few pixels says nothing new;
+        // 0 (not shown, size unknown) stays 0.
+        let height = match view.height {
+            0 => 0,
+            h => budget::step_up(h),
+        };
+        let view = View { height, ..view };
+        if self.views_told.get(&id) == Some(&view) {
+            return;
+        }
+        self.views_told.insert(id.clone(), view);
+        let hint = PeerData::View {
+            view: ViewHint {
+                height: view.height,
+                focused: view.focused,
+                speaking: view.speaking,
+            },
+        };
+        self.tell_peer(&id, &hint, out);
+    }
+
+    /// What a peer told this page about its video, or about how it shows this page's.
+    fn on_peer_data(&mut self, id: ClientId, data: PeerData, out: &mut Vec<Command>) {
+        if !self.peers.contains_key(&id) {
+            return;
+        }
+        match data {
+            PeerData::View { view } => {
+                self.budget.set_view(&id, view.into());
+            }
+            PeerData::Video { video, .. } => {
+                out.push(Command::ShowRemotePaused(id, video == "paused"));
+            }
+        }
+    }
+
+    /// Sends `data` to a peer over its data channel, or through the relay when the channel
+    /// is not open.
+    fn tell_peer(&self, id: &ClientId, data: &PeerData, out: &mut Vec<Command>) {
+        let json = serde_json::to_string(data).expect("peer data serializes");
+        if self.peers.get(id).is_some_and(|p| p.chat_open) {
+            out.push(Command::SendChannelData(id.clone(), json));
+        } else if self.link == Link::Up && self.in_room {
+            out.push(Command::Send(ClientMessage::Message {
+                target_id: Some(id.clone()),
+                content: Payload::from_json(json).expect("valid JSON"),
+            }));
+        }
     }
 
     fn on_signal(&mut self, msg: ServerMessage, out: &mut Vec<Command>) {
@@ -895,8 +1094,11 @@ impl Core {
                 ice_servers,
                 resume_token,
                 resumed,
+                max_send_kbps,
             } => {
                 self.resume_token = resume_token;
+                self.relay_ceiling = max_send_kbps.filter(|k| *k > 0);
+                self.apply_ceiling();
                 if resumed && self.me.as_ref().is_none_or(|me| *me == client_id) {
                     // The same session: room, peers and calls go on untouched.
                     self.me = Some(client_id);
@@ -1027,6 +1229,8 @@ impl Core {
                     if let (Some(why), true) = (why, current) {
                         self.give_up(from_id, why, false, out);
                     }
+                } else if let Ok(data) = content.parse::<PeerData>() {
+                    self.on_peer_data(from_id, data, out);
                 } else if let Ok(line) = content.parse::<ChatLine>() {
                     // Chat that came through the relay (the sender's channel to us was not open).
                     out.push(Command::ShowChat {
