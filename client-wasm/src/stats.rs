@@ -40,18 +40,44 @@ pub struct Sample {
     pub video_bytes: u64,
 }
 
-/// The tile's line about the video received between two samples, e.g. `↓ 480p 30 fps
-/// 450 kb/s`; unknown figures are dashes.
-pub fn describe_received(prev: Option<&Sample>, now: &Sample) -> String {
-    let height = now.frame_height.map_or("–".to_owned(), |h| format!("{h}p"));
-    let fps = now.fps.map_or("–".to_owned(), |f| format!("{f:.0}"));
-    let kbps = prev
-        .filter(|p| now.at_ms > p.at_ms)
-        .map_or("–".to_owned(), |p| {
-            let bytes = now.video_bytes.saturating_sub(p.video_bytes) as f64;
-            format!("{:.0}", bytes * 8.0 / (now.at_ms - p.at_ms))
-        });
-    format!("↓ {height} {fps} fps {kbps} kb/s")
+/// The video received between two samples, for the tile's line (`i18n::Text::Received`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Received {
+    /// Its height now.
+    pub height: Option<u32>,
+    /// Its frame rate now.
+    pub fps: Option<f64>,
+    /// Its bitrate over the interval, kbit/s (needs an earlier sample).
+    pub kbps: Option<f64>,
+}
+
+/// The video received since `prev`.
+pub fn received(prev: Option<&Sample>, now: &Sample) -> Received {
+    let kbps = prev.filter(|p| now.at_ms > p.at_ms).map(|p| {
+        let bytes = now.video_bytes.saturating_sub(p.video_bytes) as f64;
+        bytes * 8.0 / (now.at_ms - p.at_ms)
+    });
+    Received {
+        height: now.frame_height,
+        fps: now.fps,
+        kbps,
+    }
+}
+
+impl Received {
+    /// Its figures, e.g. `480p 30 fps 450 kb/s`; unknown ones are dashes.
+    pub fn figures(&self) -> String {
+        media_figures(self.height, self.fps, self.kbps)
+    }
+}
+
+/// A video's height, frame rate and bitrate, e.g. `480p 30 fps 450 kb/s`; unknown figures
+/// are dashes.
+pub fn media_figures(height: Option<u32>, fps: Option<f64>, kbps: Option<f64>) -> String {
+    let height = height.map_or("–".to_owned(), |h| format!("{h}p"));
+    let fps = fps.map_or("–".to_owned(), |f| format!("{f:.0}"));
+    let kbps = kbps.map_or("–".to_owned(), |k| format!("{k:.0}"));
+    format!("{height} {fps} fps {kbps} kb/s")
 }
 
 /// How a connection's selected candidate pair gets through.
@@ -170,9 +196,9 @@ pub fn quality(prev: Option<&Sample>, now: &Sample) -> Quality {
 }
 
 impl Quality {
-    /// The line shown on a tile, e.g. `good · 12 ms · 1.2 Mb/s · 0.0% loss`; unknown figures
-    /// are dashes (`unknown · – ms · – kb/s · –% loss`).
-    pub fn describe(&self) -> String {
+    /// Its round trip and bitrate, e.g. `12 ms · 1.2 Mb/s`; unknown figures are dashes
+    /// (`– ms · – kb/s`). The tile's line adds the grade and [`Quality::loss`] in words.
+    pub fn figures(&self) -> String {
         let rate = match self.kbps {
             Some(k) if k >= 1000.0 => format!("{:.1} Mb/s", k / 1000.0),
             Some(k) => format!("{k:.0} kb/s"),
@@ -181,16 +207,24 @@ impl Quality {
         let rtt = self
             .rtt_ms
             .map_or_else(|| "– ms".to_owned(), |r| format!("{r:.0} ms"));
-        let loss = self
-            .loss_pct
-            .map_or_else(|| "–%".to_owned(), |l| format!("{l:.1}%"));
-        format!("{} · {rtt} · {rate} · {loss} loss", self.grade.as_str())
+        format!("{rtt} · {rate}")
+    }
+
+    /// Its loss, e.g. `0.5%` (`–%` when not known).
+    pub fn loss(&self) -> String {
+        self.loss_pct
+            .map_or_else(|| "–%".to_owned(), |l| format!("{l:.1}%"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::{Lang, Text};
+
+    fn line(q: Quality) -> String {
+        Text::Quality(q).render(Lang::En)
+    }
 
     fn sample(at_ms: f64, rtt: f64, bytes: u64, received: u64, lost: u64) -> Sample {
         Sample {
@@ -213,7 +247,7 @@ mod tests {
         assert_eq!(q.kbps, Some(1000.0));
         assert!((q.loss_pct.unwrap() - 1.0).abs() < 1e-9);
         assert_eq!(q.grade, Grade::Good);
-        assert_eq!(q.describe(), "good · 20 ms · 1.0 Mb/s · 1.0% loss");
+        assert_eq!(line(q), "good · 20 ms · 1.0 Mb/s · 1.0% loss");
     }
 
     #[test]
@@ -230,8 +264,8 @@ mod tests {
             fps: Some(29.6),
             ..Default::default()
         };
-        assert_eq!(describe_received(Some(&a), &b), "↓ 360p 30 fps 400 kb/s");
-        assert_eq!(describe_received(None, &a), "↓ – – fps – kb/s");
+        assert_eq!(received(Some(&a), &b).figures(), "360p 30 fps 400 kb/s");
+        assert_eq!(received(None, &a).figures(), "– – fps – kb/s");
     }
 
     #[test]
@@ -297,7 +331,7 @@ mod tests {
         };
         let q = quality(Some(&sample(0.0, 0.0, 0, 0, 0)), &no_rtt);
         assert_eq!(q.grade, Grade::Unknown);
-        assert_eq!(q.describe(), "unknown · – ms · 0 kb/s · –% loss");
+        assert_eq!(line(q), "unknown · – ms · 0 kb/s · –% loss");
         // A round-trip time but no packets over the interval: nothing flows, nothing to grade.
         let stalled = quality(
             Some(&sample(0.0, 20.0, 900, 50, 0)),
@@ -307,7 +341,7 @@ mod tests {
         assert_eq!(stalled.loss_pct, None);
         // The first sample has no rate.
         assert_eq!(
-            quality(None, &no_rtt).describe(),
+            line(quality(None, &no_rtt)),
             "unknown · – ms · – kb/s · –% loss"
         );
     }

@@ -10,6 +10,7 @@ use client_wasm::core::budget::{
     LEAN_AUDIO_KBPS, LEAN_OPUS_KBPS, Limit, MAX_FPS, MEDIA_PART_OF_ESTIMATE, MIN_FPS, OPUS_KBPS,
     PAUSE_RETRY_MS, STARTUP_MS, SendSample, View, kbps_for, ladder,
 };
+use client_wasm::i18n::{Lang, Text};
 use protocol::ClientId;
 
 fn cid(s: &str) -> ClientId {
@@ -651,7 +652,10 @@ fn the_tile_tells_a_cpu_limit_apart_from_the_network() {
     };
     let sent = b.sample(&ids[0], cpu).unwrap();
     assert_eq!(sent.limit, Some(Limit::Cpu));
-    assert_eq!(sent.describe(), "↑ 240p 12 fps 0 kb/s (cpu)");
+    assert_eq!(
+        Text::Sent(sent).render(Lang::En),
+        "↑ 240p 12 fps 0 kb/s (cpu)"
+    );
 }
 
 #[test]

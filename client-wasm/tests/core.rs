@@ -7,6 +7,7 @@ use client_wasm::core::{
     CONNECT_TIMEOUT_MS, ChatFrom, Command, Core, DISCONNECTED_TIMEOUT_MS, Event, IcePolicy,
     MediaKind, PeerLink, SdpKind, Unreachable, reconnect_delay,
 };
+use client_wasm::i18n::{Lang, Text, Who};
 use protocol::{
     ClientId, ClientMessage, ErrorCode, Payload, PeerInfo, RoomId, ServerMessage, UserId,
 };
@@ -98,13 +99,13 @@ fn the_newcomer_offers_to_every_member() {
         &[
             Command::CreatePeer {
                 id: cid("a"),
-                label: "user-a".into(),
+                label: Who::Named("user-a".into()),
                 offerer: true
             },
             Command::WatchPeer(cid("a"), watched(&cmds, "a"), CONNECT_TIMEOUT_MS),
             Command::CreatePeer {
                 id: cid("b"),
-                label: "user-b".into(),
+                label: Who::Named("user-b".into()),
                 offerer: true
             },
             Command::WatchPeer(cid("b"), watched(&cmds, "b"), CONNECT_TIMEOUT_MS),
@@ -150,7 +151,7 @@ fn members_do_not_offer_to_a_newcomer_but_answer_it() {
     };
     assert_eq!(
         core.handle(Event::Signal(user_joined)),
-        vec![Command::Status("in room room with 1 other".into())]
+        vec![Command::Status(in_room(1))]
     );
     let cmds = core.handle(offer_from("n", "o"));
     assert_eq!(
@@ -158,7 +159,7 @@ fn members_do_not_offer_to_a_newcomer_but_answer_it() {
         vec![
             Command::CreatePeer {
                 id: cid("n"),
-                label: "nina".into(),
+                label: Who::Named("nina".into()),
                 offerer: false
             },
             Command::WatchPeer(cid("n"), watched(&cmds, "n"), CONNECT_TIMEOUT_MS),
@@ -334,10 +335,7 @@ fn peers_are_torn_down_on_leave_failure_and_hang_up() {
     };
     assert_eq!(
         core.handle(Event::Signal(left.clone())),
-        vec![
-            Command::ClosePeer(cid("a")),
-            Command::Status("in room room with 2 others".into())
-        ]
+        vec![Command::ClosePeer(cid("a")), Command::Status(in_room(2))]
     );
     // A second notice for the same peer does nothing.
     assert_eq!(core.handle(Event::Signal(left)), vec![]);
@@ -375,7 +373,7 @@ fn signaling_loss_reconnects_with_backoff_and_rejoins() {
     let mut core = welcomed("m");
     core.handle(joined(&["a"]));
     let cmds = core.handle(Event::SignalClosed);
-    assert!(matches!(&cmds[0], Command::Status(s) if s.contains("reconnecting")));
+    assert!(matches!(&cmds[0], Command::Status(s) if en(s).contains("reconnecting")));
     assert_eq!(cmds[1], Command::ScheduleReconnect(reconnect_delay(0)));
     assert_eq!(
         core.handle(Event::ReconnectDue),
@@ -436,11 +434,11 @@ fn a_refused_join_is_reported_and_not_retried() {
         code: None,
     };
     let cmds = core.handle(Event::Signal(err));
-    assert!(matches!(&cmds[0], Command::Status(s) if s.contains("full")));
+    assert!(matches!(&cmds[0], Command::Status(s) if en(s).contains("full")));
     // With no room wanted, losing the relay does not reconnect.
     assert_eq!(
         core.handle(Event::SignalClosed),
-        vec![Command::Status("disconnected".into())]
+        vec![Command::Status(Text::Disconnected)]
     );
 }
 
@@ -591,7 +589,7 @@ fn a_name_another_member_has_gets_a_number_and_the_join_is_tried_again() {
     };
     let cmds = core.handle(taken());
     assert!(
-        matches!(&cmds[0], Command::Status(s) if s.contains("me (2)")),
+        matches!(&cmds[0], Command::Status(s) if en(s).contains("me (2)")),
         "{cmds:?}"
     );
     assert_eq!(cmds[1..], again("me (2)"));
@@ -602,7 +600,7 @@ fn a_name_another_member_has_gets_a_number_and_the_join_is_tried_again() {
     // After "(9)" it gives up and says so.
     let cmds = core.handle(taken());
     assert!(
-        matches!(&cmds[..], [Command::Status(s)] if s.contains("pick another")),
+        matches!(&cmds[..], [Command::Status(s)] if en(s).contains("pick another")),
         "{cmds:?}"
     );
     // A long name is shortened to fit its number.
@@ -798,13 +796,27 @@ fn user_left(id: &str) -> Event {
     })
 }
 
-fn statuses(cmds: &[Command]) -> Vec<&str> {
+fn statuses(cmds: &[Command]) -> Vec<String> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Status(s) => Some(s.as_str()),
+            Command::Status(s) => Some(en(s)),
             _ => None,
         })
         .collect()
+}
+
+/// A status line in English.
+fn en(text: &Text) -> String {
+    text.render(Lang::En)
+}
+
+/// The status of room "room" with `others` others.
+fn in_room(others: usize) -> Text {
+    Text::InRoom {
+        room: "room".into(),
+        others,
+        relay_only_without_turn: false,
+    }
 }
 
 #[test]
@@ -863,9 +875,10 @@ fn a_connection_that_never_comes_up_is_given_up_on_both_sides_at_its_deadline() 
         cmds,
         vec![
             failed_notice("a", "needs-turn"),
-            Command::Status(
-                "user-a: can't connect directly; this network needs a TURN server".into()
-            ),
+            Command::Status(Text::PeerUnreachable(
+                Who::Named("user-a".into()),
+                Unreachable::NeedsTurn
+            )),
             Command::PeerFailed(cid("a"), Unreachable::NeedsTurn),
         ]
     );

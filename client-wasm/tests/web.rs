@@ -14,6 +14,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use client_wasm::core::{Event, SdpKind};
+use client_wasm::i18n::{Lang, MediaFailure, Text, Who};
 use client_wasm::protocol::{ClientId, Payload};
 use client_wasm::web::dom::Ui;
 use client_wasm::web::error::WebError;
@@ -228,6 +229,11 @@ fn a_refused_permission_is_explained_as_denied() {
     let e = WebError::from_js("getUserMedia", refusal.into());
     assert_eq!(e.name.as_deref(), Some("NotAllowedError"));
     let text = media::explain(&e);
+    assert!(
+        matches!(text, Text::MediaFailed(MediaFailure::Denied, _)),
+        "{text:?}"
+    );
+    let text = text.render(Lang::En);
     assert!(text.contains("denied"), "{text}");
 
     let missing = WebError {
@@ -235,7 +241,7 @@ fn a_refused_permission_is_explained_as_denied() {
         name: Some("NotFoundError".to_owned()),
         message: "Requested device not found".to_owned(),
     };
-    let text = media::explain(&missing);
+    let text = media::explain(&missing).render(Lang::En);
     assert!(!text.contains("denied"), "{text}");
     assert!(text.contains("no camera or microphone"), "{text}");
 }
@@ -255,7 +261,7 @@ async fn two_peers_in_one_page_connect_show_video_and_go_away_when_dropped() {
     // A `Peer` is named after the remote side: the offering page's peer is "answerer".
     let offerer = Peer::new(
         &client_id("answerer"),
-        "Answerer",
+        Who::Named("Answerer".into()),
         true,
         Some(&local),
         &no_ice,
@@ -265,7 +271,7 @@ async fn two_peers_in_one_page_connect_show_video_and_go_away_when_dropped() {
     .expect("the offerer's peer");
     let mut answerer = Peer::new(
         &client_id("offerer"),
-        "Offerer",
+        Who::Named("Offerer".into()),
         false,
         Some(&local),
         &no_ice,
@@ -391,13 +397,17 @@ fn dropping_the_middle_peer_leaves_the_other_tiles_in_order() {
         .map(|(id, label)| {
             Peer::new(
                 &client_id(id),
-                label,
+                Who::Named(label.into()),
                 false,
                 None,
                 &no_ice,
                 &ui.grid,
                 &events,
             )
+            .map(|mut peer| {
+                peer.render(ui.lang());
+                peer
+            })
             .expect("a peer")
         })
         .collect();
@@ -425,6 +435,82 @@ fn dropping_the_middle_peer_leaves_the_other_tiles_in_order() {
     ui.update_grid();
     assert_eq!(tile_ids(&ui.grid), Vec::<String>::new());
     assert_eq!(ui.grid.get_attribute("data-count").as_deref(), Some("0"));
+}
+
+#[wasm_bindgen_test]
+fn the_page_switches_language_with_every_text_it_shows() {
+    let page = Fixture::new("lang-page");
+    page.0.set_inner_html(include_str!("../../www/index.html"));
+    let (events, _rx) = web::channel();
+    let ui = Ui::new(&document(), &events).expect("the page's elements");
+    let mut peer = Peer::new(
+        &client_id("p1"),
+        Who::Id("p1".into()),
+        false,
+        None,
+        &web::ice_servers(""),
+        &ui.grid,
+        &events,
+    )
+    .expect("a peer");
+    let text = |sel: &str| {
+        page.0
+            .query_selector(sel)
+            .ok()
+            .flatten()
+            .and_then(|e| e.text_content())
+            .unwrap_or_default()
+    };
+    let attr = |sel: &str, name: &str| {
+        page.0
+            .query_selector(sel)
+            .ok()
+            .flatten()
+            .and_then(|e| e.get_attribute(name))
+            .unwrap_or_default()
+    };
+    for lang in [Lang::ZhCn, Lang::En, Lang::ZhCn] {
+        ui.set_lang(lang);
+        ui.set_status(Text::ReadyToJoin);
+        ui.set_media_on(client_wasm::core::MediaKind::Audio, false);
+        peer.render(lang);
+        let zh = lang == Lang::ZhCn;
+        let html_lang = document()
+            .document_element()
+            .and_then(|h| h.get_attribute("lang"));
+        assert_eq!(html_lang.as_deref(), Some(lang.tag()));
+        assert_eq!(text("#join"), if zh { "加入房间" } else { "Join" });
+        assert_eq!(
+            attr("#room", "placeholder"),
+            if zh {
+                "例如 team-standup"
+            } else {
+                "e.g. team-standup"
+            }
+        );
+        assert_eq!(text("#mic"), if zh { "取消静音" } else { "Unmute" });
+        assert_eq!(text("#status"), Text::ReadyToJoin.render(lang));
+        assert_eq!(
+            text("#grid .tile .label"),
+            if zh { "成员 p1" } else { "peer p1" }
+        );
+        assert_eq!(
+            attr("#grid .tile", "data-text-paused"),
+            Text::VideoPaused.render(lang)
+        );
+        let select: web_sys::HtmlSelectElement = page
+            .0
+            .query_selector("#lang")
+            .ok()
+            .flatten()
+            .expect("the switch")
+            .unchecked_into();
+        assert_eq!(select.value(), lang.tag());
+        assert_eq!(select.length(), 2, "one option per language, added once");
+    }
+    // Every static label the page names is one the app has.
+    let missing = page.0.query_selector("[data-i18n-missing]").ok().flatten();
+    assert!(missing.is_none(), "{:?}", missing.map(|m| m.outer_html()));
 }
 
 #[wasm_bindgen_test]
@@ -477,8 +563,26 @@ async fn an_ice_restart_renegotiates_and_reconnects() {
     let (a_events, a_rx) = web::channel();
     let (b_events, b_rx) = web::channel();
     // Receive-only on both sides: ICE still runs for the transceivers and the chat channel.
-    let a = Peer::new(&client_id("b"), "B", true, None, &no_ice, grid, &a_events).expect("a");
-    let b = Peer::new(&client_id("a"), "A", false, None, &no_ice, grid, &b_events).expect("b");
+    let a = Peer::new(
+        &client_id("b"),
+        Who::Named("B".into()),
+        true,
+        None,
+        &no_ice,
+        grid,
+        &a_events,
+    )
+    .expect("a");
+    let b = Peer::new(
+        &client_id("a"),
+        Who::Named("A".into()),
+        false,
+        None,
+        &no_ice,
+        grid,
+        &b_events,
+    )
+    .expect("b");
     let problems = Rc::new(RefCell::new(Vec::new()));
     let _a_relay = spawn_relay(a_rx, b.pc().clone(), problems.clone());
     let _b_relay = spawn_relay(b_rx, a.pc().clone(), problems.clone());

@@ -452,7 +452,10 @@ async fn pages_on_two_instances_call_each_other() {
 async fn names_label_tiles_and_keys_toggle_media() {
     let harness = Harness::start(Config::default()).await.unwrap();
     let a = harness.page("room=e2e-names&ice=&name=Ann").await.unwrap();
-    let b = harness.page("room=e2e-names&ice=").await.unwrap();
+    let b = harness
+        .page("room=e2e-names&ice=&lang=zh-CN")
+        .await
+        .unwrap();
     b.client
         .find(fantoccini::Locator::Id("name"))
         .await
@@ -467,6 +470,7 @@ async fn names_label_tiles_and_keys_toggle_media() {
                  .map(l => l.textContent);";
     assert_eq!(a.eval(label).await.unwrap(), serde_json::json!(["Bo"]));
     assert_eq!(b.eval(label).await.unwrap(), serde_json::json!(["Ann"]));
+    languages(&a, &b).await;
 
     let state = "const s = document.getElementById('local-video').srcObject; \
                  return [s.getAudioTracks()[0].enabled, s.getVideoTracks()[0].enabled];";
@@ -482,6 +486,52 @@ async fn names_label_tiles_and_keys_toggle_media() {
     .await
     .unwrap();
     end(harness, [a, b]).await;
+}
+
+/// `b` was opened with `?lang=zh-CN` and speaks Chinese while `a` speaks English; `a`
+/// switches to Chinese mid-call (the URL says so, the call goes on), and back.
+async fn languages(a: &Page, b: &Page) {
+    let words = "return [document.documentElement.lang, \
+                 document.getElementById('join').textContent, \
+                 document.getElementById('status').textContent];";
+    let said =
+        |v: serde_json::Value| -> Vec<String> { serde_json::from_value(v).expect("three strings") };
+    let b_words = said(b.eval(words).await.unwrap());
+    assert_eq!(b_words[..2], ["zh-CN", "加入房间"], "{b_words:?}");
+    assert!(b_words[2].starts_with("在房间 e2e-names 中"), "{b_words:?}");
+    let a_words = said(a.eval(words).await.unwrap());
+    assert_eq!(a_words[..2], ["en", "Join"], "{a_words:?}");
+    assert!(a_words[2].starts_with("in room e2e-names"), "{a_words:?}");
+    let pick = "const s = document.getElementById('lang'); s.value = arguments[0]; \
+                s.dispatchEvent(new Event('change')); return null;";
+    for (tag, join) in [("zh-CN", "加入房间"), ("en", "Join")] {
+        a.client
+            .execute(pick, vec![serde_json::json!(tag)])
+            .await
+            .unwrap();
+        let want = [tag.to_owned(), join.to_owned()];
+        a.wait_for("the page to switch language", MEDIA_DEADLINE, |p| {
+            let want = want.clone();
+            Box::pin(async move { Ok(said(p.eval(words).await?)[..2] == want) })
+        })
+        .await
+        .unwrap();
+        let a_words = said(a.eval(words).await.unwrap());
+        let in_room = if tag == "en" {
+            "in room e2e-names"
+        } else {
+            "在房间 e2e-names 中"
+        };
+        assert!(a_words[2].starts_with(in_room), "{a_words:?}");
+        let search = a.eval("return location.search;").await.unwrap();
+        assert!(
+            search
+                .as_str()
+                .is_some_and(|q| q.contains(&format!("lang={tag}"))),
+            "{search:?}"
+        );
+    }
+    assert_full_mesh(&[a, b]).await;
 }
 
 /// Chat both ways: a message typed right after joining (before the data channel can be open)

@@ -337,19 +337,9 @@ pub struct Sent {
 }
 
 impl Sent {
-    /// The tile's line, e.g. `↑ 360p 30 fps 290 kb/s (receiver size)`.
-    pub fn describe(&self) -> String {
-        if self.paused {
-            return "↑ audio only: video paused (low bandwidth)".to_owned();
-        }
-        let height = self.height.map_or("–".to_owned(), |h| format!("{h}p"));
-        let fps = self.fps.map_or("–".to_owned(), |f| format!("{f:.0}"));
-        let kbps = self.kbps.map_or("–".to_owned(), |k| format!("{k:.0}"));
-        let why = match self.limit {
-            Some(Limit::Peers) | None => String::new(),
-            Some(limit) => format!(" ({})", limit.as_str()),
-        };
-        format!("↑ {height} {fps} fps {kbps} kb/s{why}")
+    /// Its figures, e.g. `360p 30 fps 290 kb/s` (the tile's line adds the reason in words).
+    pub fn figures(&self) -> String {
+        crate::stats::media_figures(self.height, self.fps, self.kbps)
     }
 }
 

@@ -23,6 +23,7 @@
 
 pub mod budget;
 
+use crate::i18n::{Text, Who};
 use budget::{Budget, Change, Encoding, SendSample, Sent, View};
 use protocol::{
     ClientId, ClientMessage, ErrorCode, IceServer, Payload, RoomId, ServerMessage, UserId,
@@ -149,20 +150,8 @@ pub enum Unreachable {
 }
 
 impl Unreachable {
-    /// What the page says.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Unreachable::Lost => "connection lost; it comes back when the network does",
-            Unreachable::NeedsTurn => "can't connect directly; this network needs a TURN server",
-            Unreachable::EvenThroughTurn => "can't connect, even through the TURN server",
-            Unreachable::RelayOnlyWithoutTurn => {
-                "relay-only mode needs a TURN server, and none is configured"
-            }
-        }
-    }
-
-    /// The name sent to the other side.
-    fn wire(self) -> &'static str {
+    /// The name sent to the other side (and the tile's `data-failed`).
+    pub fn wire(self) -> &'static str {
         match self {
             Unreachable::Lost => "lost",
             Unreachable::NeedsTurn => "needs-turn",
@@ -250,7 +239,7 @@ pub enum Command {
         /// The remote client.
         id: ClientId,
         /// The label of its tile.
-        label: String,
+        label: Who,
         /// Whether this side offers first.
         offerer: bool,
     },
@@ -267,7 +256,7 @@ pub enum Command {
     /// Enable or disable local tracks of a kind.
     SetTrackEnabled(MediaKind, bool),
     /// Show this connection status.
-    Status(String),
+    Status(Text),
     /// Use these ICE servers for new peer connections (from the relay's `welcome`).
     UseIceServers(Vec<IceServer>),
     /// Send text on a peer's data channel.
@@ -554,25 +543,22 @@ impl Core {
     fn name_taken(&mut self, out: &mut Vec<Command>) {
         let (Some(name), Some(room)) = (self.user_name.clone(), self.room.clone()) else {
             self.room = None;
-            out.push(Command::Status(
-                "could not join: your id is taken in this room".into(),
-            ));
+            out.push(Command::Status(Text::IdTaken));
             return;
         };
         if self.name_suffix >= MAX_NAME_SUFFIX {
             self.room = None;
-            out.push(Command::Status(format!(
-                "could not join: the name {name} is taken in this room; pick another"
-            )));
+            out.push(Command::Status(Text::NameTaken(name.to_string())));
             return;
         }
         self.name_suffix = self.name_suffix.max(1) + 1;
         let Some(numbered) = self.registered_name() else {
             return;
         };
-        out.push(Command::Status(format!(
-            "the name {name} is taken in this room: joining as {numbered}"
-        )));
+        out.push(Command::Status(Text::JoiningAs {
+            name: name.to_string(),
+            numbered: numbered.to_string(),
+        }));
         out.push(Command::Send(ClientMessage::Register {
             user_id: Some(numbered),
         }));
@@ -602,17 +588,12 @@ impl Core {
         let (Some(room), true) = (&self.room, self.in_room) else {
             return;
         };
-        let mut status = match self.names.len() {
-            0 => format!("in room {room}: waiting for others"),
-            1 => format!("in room {room} with 1 other"),
-            n => format!("in room {room} with {n} others"),
-        };
-        if self.ice.relay_only && !self.turn {
+        out.push(Command::Status(Text::InRoom {
+            room: room.to_string(),
+            others: self.names.len(),
             // Said as long as it holds, not once and overwritten.
-            status.push_str(" · ");
-            status.push_str(Unreachable::RelayOnlyWithoutTurn.describe());
-        }
-        out.push(Command::Status(status));
+            relay_only_without_turn: self.ice.relay_only && !self.turn,
+        }));
     }
 
     /// A fresh number for a watched attempt.
@@ -629,11 +610,7 @@ impl Core {
             self.tell_failed(&id, why, remote_ufrag.clone(), out);
         }
         self.failed.insert(id.clone(), Gone { why, remote_ufrag });
-        out.push(Command::Status(format!(
-            "{}: {}",
-            self.label(&id),
-            why.describe()
-        )));
+        out.push(Command::Status(Text::PeerUnreachable(self.label(&id), why)));
         out.push(Command::PeerFailed(id, why));
     }
 
@@ -765,7 +742,7 @@ impl Core {
                     }
                     Link::Down => {
                         self.link = Link::Connecting;
-                        out.push(Command::Status("connecting…".into()));
+                        out.push(Command::Status(Text::Connecting));
                         out.push(Command::Connect(None));
                     }
                     Link::Connecting => {}
@@ -781,7 +758,7 @@ impl Core {
                 }
                 self.in_room = false;
                 self.close_all(&mut out);
-                out.push(Command::Status("left the call".into()));
+                out.push(Command::Status(Text::LeftCall));
             }
             Event::Toggle(kind) => {
                 let on = match kind {
@@ -794,7 +771,7 @@ impl Core {
             Event::SignalOpen => {
                 self.link = Link::Up;
                 self.attempt = 0;
-                out.push(Command::Status("connected to the relay".into()));
+                out.push(Command::Status(Text::ConnectedToRelay));
             }
             Event::SignalClosed => {
                 let was = self.link;
@@ -805,18 +782,13 @@ impl Core {
                     let delay = reconnect_delay(self.attempt);
                     self.attempt = self.attempt.saturating_add(1);
                     self.link = Link::Connecting;
-                    let what = if was == Link::Up {
-                        "lost the relay"
-                    } else {
-                        "relay unreachable"
-                    };
-                    out.push(Command::Status(format!(
-                        "{what}: reconnecting in {:.1} s…",
-                        f64::from(delay) / 1000.0
-                    )));
+                    out.push(Command::Status(Text::RelayLost {
+                        was_up: was == Link::Up,
+                        seconds: f64::from(delay) / 1000.0,
+                    }));
                     out.push(Command::ScheduleReconnect(delay));
                 } else {
-                    out.push(Command::Status("disconnected".into()));
+                    out.push(Command::Status(Text::Disconnected));
                 }
             }
             Event::ReconnectDue => {
@@ -874,9 +846,10 @@ impl Core {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.making_offer = false;
                 }
-                out.push(Command::Status(format!(
-                    "negotiation with {id} failed: {why}"
-                )));
+                out.push(Command::Status(Text::NegotiationFailed {
+                    id: id.to_string(),
+                    why,
+                }));
             }
             Event::LocalCandidate(id, candidate) => {
                 if self.peers.contains_key(&id) && self.link == Link::Up {
@@ -1103,9 +1076,7 @@ impl Core {
                     // The same session: room, peers and calls go on untouched.
                     self.me = Some(client_id);
                     self.in_room = self.room.is_some();
-                    out.push(Command::Status(
-                        "reconnected to the relay (session resumed)".into(),
-                    ));
+                    out.push(Command::Status(Text::Resumed));
                     self.call_again(out);
                     return;
                 }
@@ -1118,10 +1089,7 @@ impl Core {
                     out.push(Command::UseIceServers(ice_servers));
                 }
                 if self.ice.relay_only && !self.turn {
-                    out.push(Command::Status(format!(
-                        "{}: calls cannot connect",
-                        Unreachable::RelayOnlyWithoutTurn.describe()
-                    )));
+                    out.push(Command::Status(Text::RelayOnlyCannotConnect));
                 }
                 // A new session tries the name as it is first.
                 self.name_suffix = 0;
@@ -1180,7 +1148,7 @@ impl Core {
             } => self.name_taken(out),
             ServerMessage::JoinError { error, .. } => {
                 self.room = None;
-                out.push(Command::Status(format!("could not join: {error}")));
+                out.push(Command::Status(Text::JoinFailed(error.to_string())));
             }
             ServerMessage::Offer { from_id, sdp, .. } => self.on_offer(from_id, sdp, out),
             ServerMessage::Answer { from_id, sdp, .. } => {
@@ -1209,7 +1177,7 @@ impl Core {
                 }
             }
             ServerMessage::Error { message, .. } => {
-                out.push(Command::Status(format!("relay refused: {message}")));
+                out.push(Command::Status(Text::RelayRefused(message.to_string())));
             }
             ServerMessage::Message {
                 from_id, content, ..
@@ -1309,10 +1277,10 @@ impl Core {
         out.push(Command::WatchPeer(id, attempt, CONNECT_TIMEOUT_MS));
     }
 
-    fn label(&self, id: &ClientId) -> String {
+    fn label(&self, id: &ClientId) -> Who {
         match self.names.get(id) {
-            Some(name) if name.as_str() != id.as_str() => name.to_string(),
-            _ => format!("peer {id}"),
+            Some(name) if name.as_str() != id.as_str() => Who::Named(name.to_string()),
+            _ => Who::Id(id.to_string()),
         }
     }
 

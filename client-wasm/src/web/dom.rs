@@ -5,6 +5,8 @@ use super::error::{WebError, js};
 use super::listener::Listener;
 use super::{AppEvent, Events};
 use crate::core::MediaKind;
+use crate::i18n::{Label, Lang, Text};
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlVideoElement, MediaStream};
 
@@ -31,6 +33,11 @@ pub struct Ui {
     chat_input: HtmlInputElement,
     /// The grid of remote tiles.
     pub grid: Element,
+    lang_select: web_sys::HtmlSelectElement,
+    /// The page's language, and every text shown in it (an element, the attribute or `None`
+    /// for its text, and what it says), rendered again when the language changes.
+    lang: Cell<Lang>,
+    shown: RefCell<Vec<(Element, Option<&'static str>, Text)>>,
     _listeners: Vec<Listener>,
 }
 
@@ -71,6 +78,9 @@ impl Ui {
             chat_log: get(document, "chat-log")?,
             chat_input: get(document, "chat-input")?,
             grid: get(document, "grid")?,
+            lang_select: get(document, "lang")?,
+            lang: Cell::new(Lang::default()),
+            shown: RefCell::new(Vec::new()),
             _listeners: Vec::new(),
         };
         let copy: HtmlElement = get(document, "copy")?;
@@ -124,7 +134,16 @@ impl Ui {
                 events.send(AppEvent::DeviceChosen(kind, select2.value()));
             })
         };
+        let lang = {
+            let (events, select) = (events.clone(), ui.lang_select.clone());
+            Listener::new(ui.lang_select.as_ref(), "change", move |_| {
+                if let Some(lang) = Lang::parse(&select.value()) {
+                    events.send(AppEvent::LangChosen(lang));
+                }
+            })
+        };
         let listeners = vec![
+            lang,
             pick(&ui.camera_select, MediaKind::Video),
             pick(&ui.mic_select, MediaKind::Audio),
             keys,
@@ -188,17 +207,97 @@ impl Ui {
         self.room.set_value(room);
     }
 
-    /// Shows the connection status line.
-    pub fn set_status(&self, text: &str) {
-        self.status.set_text_content(Some(text));
+    /// The page's language.
+    pub fn lang(&self) -> Lang {
+        self.lang.get()
     }
 
-    /// Shows a notice (media problems, errors) until replaced; empty hides it.
-    pub fn set_notice(&self, text: &str) {
-        self.notice.set_text_content(Some(text));
-        let _ = self
-            .notice
-            .toggle_attribute_with_force("hidden", text.is_empty());
+    /// Speaks `lang`: `<html lang>`, the switch, the static labels (`data-i18n*`) and every
+    /// text shown so far. A label name that is not one is marked `data-i18n-missing`.
+    pub fn set_lang(&self, lang: Lang) {
+        self.lang.set(lang);
+        if let Some(html) = self.document.document_element() {
+            let _ = html.set_attribute("lang", lang.tag());
+        }
+        self.fill_lang_switch(lang);
+        for (attr, target) in [
+            ("data-i18n", None),
+            ("data-i18n-placeholder", Some("placeholder")),
+            ("data-i18n-title", Some("title")),
+            ("data-i18n-aria-label", Some("aria-label")),
+        ] {
+            self.fill_labels(lang, attr, target);
+        }
+        for (el, attr, text) in self.shown.borrow().iter() {
+            write(el, *attr, &text.render(lang));
+        }
+    }
+
+    fn fill_lang_switch(&self, lang: Lang) {
+        if self.lang_select.length() == 0 {
+            for l in Lang::ALL {
+                let Ok(option) = self.document.create_element("option") else {
+                    continue;
+                };
+                let _ = option.set_attribute("value", l.tag());
+                let _ = option.set_attribute("lang", l.tag());
+                option.set_text_content(Some(l.name()));
+                let _ = self.lang_select.append_child(&option);
+            }
+        }
+        self.lang_select.set_value(lang.tag());
+    }
+
+    fn fill_labels(&self, lang: Lang, attr: &str, target: Option<&str>) {
+        let Ok(list) = self.document.query_selector_all(&format!("[{attr}]")) else {
+            return;
+        };
+        for el in (0..list.length()).filter_map(|i| list.item(i)?.dyn_into::<Element>().ok()) {
+            let key = el.get_attribute(attr).unwrap_or_default();
+            match Label::from_key(&key) {
+                Some(label) => write(&el, target, &Text::Label(label).render(lang)),
+                None => {
+                    let _ = el.set_attribute("data-i18n-missing", &key);
+                    web_sys::console::error_1(&format!("no text for {attr}=\"{key}\"").into());
+                }
+            }
+        }
+    }
+
+    /// Shows `text` in `el` (its text, or the attribute `attr`), in the page's language now
+    /// and after a switch.
+    pub fn put(&self, el: &Element, attr: Option<&'static str>, text: Text) {
+        write(el, attr, &text.render(self.lang()));
+        let mut shown = self.shown.borrow_mut();
+        // Elements no longer in the page (a picker's old options) are forgotten.
+        shown.retain(|(e, _, _)| e.is_connected());
+        match shown
+            .iter_mut()
+            .find(|(e, a, _)| *a == attr && e.is_same_node(Some(el)))
+        {
+            Some(entry) => entry.2 = text,
+            None => shown.push((el.clone(), attr, text)),
+        }
+    }
+
+    /// Shows the connection status line.
+    pub fn set_status(&self, text: Text) {
+        self.put(&self.status.clone(), None, text);
+    }
+
+    /// Shows a notice (media problems, errors) until replaced.
+    pub fn set_notice(&self, text: Text) {
+        self.put(&self.notice.clone(), None, text);
+        let _ = self.notice.toggle_attribute_with_force("hidden", false);
+    }
+
+    /// Hides the notice.
+    pub fn clear_notice(&self) {
+        self.shown
+            .borrow_mut()
+            .retain(|(e, _, _)| !e.is_same_node(Some(&self.notice)));
+        self.notice.set_text_content(None);
+        let _ = self.notice.toggle_attribute_with_force("hidden", true);
     }
 
     /// Enables Join or Leave according to whether a call is on.
@@ -214,19 +313,13 @@ impl Ui {
 
     /// Reflects a microphone or camera toggle on its button.
     pub fn set_media_on(&self, kind: MediaKind, on: bool) {
-        let (button, what) = match kind {
-            MediaKind::Audio => (&self.mic, "microphone, key m"),
-            MediaKind::Video => (&self.cam, "camera, key v"),
+        let button = match kind {
+            MediaKind::Audio => &self.mic,
+            MediaKind::Video => &self.cam,
         };
         let _ = button.set_attribute("aria-pressed", if on { "false" } else { "true" });
-        let label = match (kind, on) {
-            (MediaKind::Audio, true) => "Mute",
-            (MediaKind::Audio, false) => "Unmute",
-            (MediaKind::Video, true) => "Camera off",
-            (MediaKind::Video, false) => "Camera on",
-        };
-        button.set_text_content(Some(label));
-        let _ = button.set_attribute("title", &format!("{label} ({what})"));
+        self.put(button, None, Text::MediaButton(kind, on));
+        self.put(button, Some("title"), Text::MediaButtonHint(kind, on));
     }
 
     /// Reflects screen sharing on its button.
@@ -234,8 +327,7 @@ impl Ui {
         let _ = self
             .share
             .set_attribute("aria-pressed", if on { "true" } else { "false" });
-        self.share
-            .set_text_content(Some(if on { "Stop sharing" } else { "Share screen" }));
+        self.put(&self.share, None, Text::ShareButton(on));
     }
 
     /// Lists the devices of `kind` in its picker, `current` selected.
@@ -255,20 +347,11 @@ impl Ui {
                 continue;
             };
             let _ = option.set_attribute("value", &device.id);
-            let label = if device.label.is_empty() {
-                format!(
-                    "{} {}",
-                    if kind == MediaKind::Audio {
-                        "Microphone"
-                    } else {
-                        "Camera"
-                    },
-                    i + 1
-                )
+            if device.label.is_empty() {
+                self.put(&option, None, Text::DeviceNumbered(kind, i + 1));
             } else {
-                device.label.clone()
-            };
-            option.set_text_content(Some(&label));
+                option.set_text_content(Some(&device.label));
+            }
             let _ = select.append_child(&option);
         }
         if let Some(current) = current {
@@ -277,17 +360,11 @@ impl Ui {
         // One device (or none) leaves nothing to pick: the picker is disabled and says why.
         let single = devices.len() < 2;
         let _ = select.toggle_attribute_with_force("disabled", single);
-        let name = if kind == MediaKind::Audio {
-            "Microphone"
-        } else {
-            "Camera"
-        };
-        let title = match devices.len() {
-            0 => format!("{name}: none found"),
-            1 => format!("{name}: the only one found"),
-            _ => name.to_owned(),
-        };
-        let _ = select.set_attribute("title", &title);
+        self.put(
+            select,
+            Some("title"),
+            Text::DevicePicker(kind, devices.len()),
+        );
     }
 
     /// Reflects recording on its button (the bytes recorded so far start again at 0).
@@ -296,15 +373,18 @@ impl Ui {
             .record
             .set_attribute("aria-pressed", if on { "true" } else { "false" });
         let _ = self.record.set_attribute("data-bytes", "0");
-        self.record
-            .set_text_content(Some(if on { "Stop recording" } else { "Record" }));
+        let text = Text::RecordButton(on.then_some(0.0));
+        self.put(&self.record, None, text);
     }
 
     /// Shows how much the recording in progress holds (also in the button's `data-bytes`).
     pub fn set_recorded(&self, bytes: f64) {
         let _ = self.record.set_attribute("data-bytes", &bytes.to_string());
-        self.record
-            .set_text_content(Some(&format!("Stop recording ({})", megabytes(bytes))));
+        self.put(
+            &self.record,
+            None,
+            Text::RecordButton(Some(megabytes(bytes))),
+        );
     }
 
     /// Offers a finished recording as a download link (its size in `data-bytes`).
@@ -321,10 +401,8 @@ impl Ui {
         let _ = self
             .download
             .set_attribute("data-bytes", &blob.size().to_string());
-        self.download.set_text_content(Some(&format!(
-            "Download the recording ({})",
-            megabytes(blob.size())
-        )));
+        let text = Text::DownloadRecording(megabytes(blob.size()));
+        self.put(&self.download, None, text);
         let _ = self.download.toggle_attribute_with_force("hidden", false);
     }
 
@@ -382,10 +460,11 @@ impl Ui {
         self.local_video.set_src_object(Some(stream));
     }
 
-    /// Keeps the tile count on the grid, for the layout.
+    /// Keeps the tile count on the grid, for the layout (and what an empty one says).
     pub fn update_grid(&self) {
         let n = self.grid.child_element_count();
         let _ = self.grid.set_attribute("data-count", &n.to_string());
+        self.put(&self.grid, Some("data-empty"), Text::NobodyYet);
     }
 
     /// Records a timestamp (ms since the epoch) on the body, for tests and benchmarks.
@@ -405,10 +484,15 @@ impl Ui {
 
 /// Puts `room` in the page's URL (so it can be shared) without reloading.
 pub fn set_url_room(room: &str) -> Result<String, WebError> {
+    set_url_param("room", room)
+}
+
+/// Sets `?key=value` in the page's URL without reloading; returns the new URL.
+pub fn set_url_param(key: &str, value: &str) -> Result<String, WebError> {
     let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
     let url =
         web_sys::Url::new(&window.location().href().map_err(js("location"))?).map_err(js("URL"))?;
-    url.search_params().set("room", room);
+    url.search_params().set(key, value);
     let href = url.href();
     let history = window.history().map_err(js("history"))?;
     history
@@ -417,7 +501,17 @@ pub fn set_url_room(room: &str) -> Result<String, WebError> {
     Ok(href)
 }
 
-/// A size in bytes as megabytes with one decimal, e.g. "1.2 MB".
-fn megabytes(bytes: f64) -> String {
-    format!("{:.1} MB", bytes / 1_000_000.0)
+/// A size in bytes as megabytes.
+fn megabytes(bytes: f64) -> f64 {
+    bytes / 1_000_000.0
+}
+
+/// Writes `text` as `el`'s text, or as its attribute `attr`.
+fn write(el: &Element, attr: Option<&str>, text: &str) {
+    match attr {
+        Some(attr) => {
+            let _ = el.set_attribute(attr, text);
+        }
+        None => el.set_text_content(Some(text)),
+    }
 }

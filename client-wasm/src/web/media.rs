@@ -2,6 +2,7 @@
 //! permission is denied or no device exists (the call then goes on receive-only).
 
 use super::error::{WebError, await_promise, js};
+use crate::i18n::{MediaFailure, Text};
 use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamConstraints, MediaStreamTrack};
 
@@ -38,19 +39,17 @@ async fn get_user_media(audio: bool, video: bool) -> Result<MediaStream, WebErro
 }
 
 /// What to tell people when media could not be had.
-pub fn explain(e: &WebError) -> String {
+pub fn explain(e: &WebError) -> Text {
     if e.message.contains("media=none") {
-        return "Receive-only: camera and microphone not requested (media=none).".to_owned();
+        return Text::ReceiveOnly;
     }
     let why = match e.name.as_deref() {
-        Some("NotAllowedError") | Some("SecurityError") => {
-            "camera and microphone access was denied"
-        }
-        Some("NotFoundError") | Some("OverconstrainedError") => "no camera or microphone found",
-        Some("NotReadableError") => "the camera or microphone is in use by another program",
-        _ => "camera and microphone are unavailable",
+        Some("NotAllowedError") | Some("SecurityError") => MediaFailure::Denied,
+        Some("NotFoundError") | Some("OverconstrainedError") => MediaFailure::NotFound,
+        Some("NotReadableError") => MediaFailure::InUse,
+        _ => MediaFailure::Unavailable,
     };
-    format!("{why} ({e}). You can still join and receive the others.")
+    Text::MediaFailed(why, e.to_string())
 }
 
 /// The stream's tracks.

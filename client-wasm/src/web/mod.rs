@@ -16,6 +16,7 @@ pub mod record;
 pub mod signal;
 
 use crate::core::{Command, Core, Event, MediaKind, SdpKind};
+use crate::i18n::{Lang, ShareFailure, Text};
 use dom::Ui;
 use error::{WebError, js};
 use futures_channel::mpsc;
@@ -77,6 +78,8 @@ pub enum AppEvent {
     ),
     /// Something failed; show it.
     Error(WebError),
+    /// The user picked a language.
+    LangChosen(Lang),
 }
 
 /// The sending side of the app's event channel.
@@ -124,6 +127,8 @@ pub struct PageConfig {
     /// Whether the send budget shapes what each link sends (`?budget=off`: the browser's own
     /// rate control alone, for comparisons).
     pub budget: bool,
+    /// The page's language (`?lang=`, else the browser's languages).
+    pub lang: Lang,
 }
 
 impl PageConfig {
@@ -185,6 +190,7 @@ impl PageConfig {
             page_turn: ice.split(',').any(protocol::is_turn_url),
             max_send_kbps,
             budget: params.get("budget").as_deref() != Some("off"),
+            lang: page_lang(),
         })
     }
 }
@@ -208,6 +214,27 @@ fn send_screen(peer: &Peer, screen: &MediaStream) {
     {
         peer.send_track(&track, screen);
     }
+}
+
+/// The page's language: `?lang=` when it names one the page speaks, else the first of the
+/// browser's languages that is one, else English.
+fn page_lang() -> Lang {
+    let Some(window) = web_sys::window() else {
+        return Lang::default();
+    };
+    let asked = window
+        .location()
+        .search()
+        .ok()
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        .and_then(|p| p.get("lang"));
+    let preferred: Vec<String> = window
+        .navigator()
+        .languages()
+        .iter()
+        .filter_map(|l| l.as_string())
+        .collect();
+    Lang::pick(asked.as_deref(), preferred.iter().map(String::as_str))
 }
 
 /// Where the display name is remembered between visits.
@@ -255,7 +282,7 @@ pub fn start() {
 
 /// Shows an error that stops the app in the status line (or the console without one).
 fn show_fatal(e: &WebError) {
-    let text = format!("The app could not start: {e}");
+    let text = Text::AppFailed(e.to_string()).render(page_lang());
     let shown = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id("status"))
@@ -283,9 +310,15 @@ async fn run() -> Result<(), WebError> {
     if let Some(name) = config.name.clone().or_else(stored_name) {
         ui.set_name(&name);
     }
+    ui.set_lang(config.lang);
+    ui.set_media_on(MediaKind::Audio, true);
+    ui.set_media_on(MediaKind::Video, true);
+    ui.set_sharing(false);
+    ui.set_recording(false);
     ui.set_in_call(false);
-    ui.set_status("not connected");
-    ui.set_notice("");
+    ui.set_status(Text::ReadyToJoin);
+    ui.clear_notice();
+    ui.update_grid();
 
     // Ask for media at once, so the preview shows and Join does not wait for it.
     let media_events = events.clone();
@@ -394,7 +427,7 @@ impl App {
                         self.events.send(AppEvent::DevicesChanged);
                     }
                     Err(e) => {
-                        self.ui.set_notice(&media::explain(&e));
+                        self.ui.set_notice(media::explain(&e));
                         self.ui.disable_media_controls();
                         self.ui.mark("data-media", "none");
                     }
@@ -426,11 +459,11 @@ impl App {
                         if self.media_settled {
                             self.drive(Event::Join(room_id));
                         } else {
-                            self.ui.set_status("waiting for camera and microphone…");
+                            self.ui.set_status(Text::WaitingForMedia);
                             self.join_waiting = Some(room_id);
                         }
                     }
-                    Err(e) => self.ui.set_notice(&format!("Room name {e}.")),
+                    Err(e) => self.ui.set_notice(Text::BadRoom(e.to_string())),
                 }
             }
             AppEvent::LeaveClicked => {
@@ -466,7 +499,7 @@ impl App {
                 self.screen = Some((stream, ended));
             }
             AppEvent::Screen(Err(e)) => {
-                self.ui.set_notice(&share_failure(&e));
+                self.ui.set_notice(share_failure(&e));
                 self.drive(Event::ShareEnded);
             }
             AppEvent::DevicesChanged => {
@@ -543,9 +576,7 @@ impl App {
                 if let Some(recording) = self.recording.take() {
                     match recording.blob() {
                         // Stopped before the recorder encoded a frame: no empty file to offer.
-                        Ok(blob) if blob.size() == 0.0 => self
-                            .ui
-                            .set_notice("Nothing was recorded: stopped before the first frame."),
+                        Ok(blob) if blob.size() == 0.0 => self.ui.set_notice(Text::NothingRecorded),
                         Ok(blob) => self.ui.offer_recording(&blob),
                         Err(e) => self.show(&e),
                     }
@@ -585,11 +616,20 @@ impl App {
                 }
             }
             AppEvent::Error(e) => self.show(&e),
+            AppEvent::LangChosen(lang) => {
+                self.ui.set_lang(lang);
+                for peer in self.peers.values_mut() {
+                    peer.render(lang);
+                }
+                if let Err(e) = dom::set_url_param("lang", lang.tag()) {
+                    self.show(&e);
+                }
+            }
         }
     }
 
     fn show(&self, e: &WebError) {
-        self.ui.set_notice(&e.to_string());
+        self.ui.set_notice(Text::Error(e.to_string()));
     }
 
     /// Runs one core event and executes the commands it returns.
@@ -647,15 +687,16 @@ impl App {
                 }
             }
             Command::CreatePeer { id, label, offerer } => {
-                let peer = Peer::new(
+                let mut peer = Peer::new(
                     &id,
-                    &label,
+                    label,
                     offerer,
                     self.local.as_ref(),
                     &self.config.ice_servers,
                     &self.ui.grid,
                     &self.events,
                 )?;
+                peer.render(self.ui.lang());
                 if self.config.relay_only {
                     peer.relay_only(&self.config.ice_servers)?;
                 }
@@ -761,8 +802,7 @@ impl App {
                 // A recording that cannot start is told back: the core leaves recording, and
                 // the next click starts again.
                 let Some(local) = &self.local else {
-                    self.ui
-                        .set_notice("Nothing to record: no camera or microphone.");
+                    self.ui.set_notice(Text::NothingToRecord);
                     self.events.send(AppEvent::Core(Event::RecordingEnded));
                     return Ok(());
                 };
@@ -798,7 +838,7 @@ impl App {
             }
             Command::PeerFailed(id, why) => {
                 if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.fail(why.describe());
+                    peer.fail(why);
                 }
             }
             Command::PeerReconnecting(id, on) => {
@@ -834,7 +874,7 @@ impl App {
                 }
             }
             Command::Status(text) => {
-                self.ui.set_status(&text);
+                self.ui.set_status(text);
                 if let Some(me) = self.core.me() {
                     self.ui.mark("data-client-id", me.as_str());
                 }
@@ -851,7 +891,7 @@ impl App {
         if kind == SdpKind::Answer {
             // The answerer's tracks go on the offered transceivers, now that the offer is set.
             if let Err(e) = peer.attach_tracks(self.local.as_ref()) {
-                self.ui.set_notice(&e.to_string());
+                self.ui.set_notice(Text::Error(e.to_string()));
             }
             if let Some((screen, _)) = &self.screen {
                 send_screen(peer, screen);
@@ -884,7 +924,7 @@ impl App {
                 events.send(AppEvent::Error(e));
             }
         });
-        self.ui.set_notice(&format!("Link to share: {href}"));
+        self.ui.set_notice(Text::LinkToShare(href));
     }
 }
 
@@ -908,13 +948,13 @@ fn display_media() -> Result<js_sys::Promise, WebError> {
 }
 
 /// What the page says when sharing did not start: the reason in words, then the browser's.
-fn share_failure(e: &WebError) -> String {
+fn share_failure(e: &WebError) -> Text {
     let reason = match e.name.as_deref() {
-        Some("NotAllowedError") => "sharing was cancelled or is not allowed for this page",
-        Some("NotFoundError") => "this browser found no screen or window to capture",
-        Some("NotSupportedError") | Some("TypeError") => "this browser cannot share a screen",
-        Some("NotReadableError") | Some("AbortError") => "the screen could not be captured",
-        _ => "the browser refused",
+        Some("NotAllowedError") => ShareFailure::NotAllowed,
+        Some("NotFoundError") => ShareFailure::NoScreen,
+        Some("NotSupportedError") | Some("TypeError") => ShareFailure::Unsupported,
+        Some("NotReadableError") | Some("AbortError") => ShareFailure::CaptureFailed,
+        _ => ShareFailure::Refused,
     };
-    format!("Screen sharing did not start: {reason} ({e}).")
+    Text::ShareFailed(reason, e.to_string())
 }

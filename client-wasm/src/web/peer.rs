@@ -6,7 +6,8 @@ use super::error::{WebError, await_promise, js};
 use super::listener::Listener;
 use super::{AppEvent, Events};
 use crate::core::budget::{Encoding, EngineLimit, SendSample, Sent};
-use crate::core::{Event, PeerLink, SdpKind};
+use crate::core::{Event, PeerLink, SdpKind, Unreachable};
+use crate::i18n::{Lang, Text, Who};
 use js_sys::Reflect;
 use protocol::{ClientId, Payload};
 use wasm_bindgen::{JsCast, JsValue};
@@ -30,20 +31,26 @@ pub struct Peer {
     /// The core's deadline for this connection to come up (cancelled when dropped).
     deadline: Option<gloo_timers::callback::Timeout>,
     /// Given up: closed, its tile saying why (no statistics any more).
-    failed: bool,
-    /// The tile's lines of what is received and what is sent.
+    failed: Option<Unreachable>,
+    /// The tile's name, its lines of what is received and what is sent, and what they say
+    /// (rendered again in another language by [`Peer::render`]).
+    name_line: Element,
     media_line: Element,
-    received_text: String,
-    sent_text: String,
+    label: Who,
+    quality: Option<crate::stats::Quality>,
+    received: Option<crate::stats::Received>,
+    sent: Option<Sent>,
+    lang: Lang,
     _listeners: Vec<Listener>,
 }
 
 impl Peer {
-    /// Creates the connection and the tile (appended to `grid`). An offerer attaches the local
-    /// tracks at once, which makes the browser ask for negotiation.
+    /// Creates the connection and the tile (appended to `grid`; its texts are shown by
+    /// [`Peer::render`]). An offerer attaches the local tracks at once, which makes the
+    /// browser ask for negotiation.
     pub fn new(
         id: &ClientId,
-        label: &str,
+        label: Who,
         offerer: bool,
         local: Option<&MediaStream>,
         ice_servers: &JsValue,
@@ -57,7 +64,7 @@ impl Peer {
         let document = grid
             .owner_document()
             .ok_or_else(|| WebError::new("document", "none"))?;
-        let (tile, video, stats_line, media_line) = make_tile(&document, id, label)?;
+        let (tile, video, name_line, stats_line, media_line) = make_tile(&document, id)?;
 
         let mut listeners = Vec::new();
         let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
@@ -186,10 +193,14 @@ impl Peer {
             tile,
             tracks_attached: false,
             deadline: None,
-            failed: false,
+            failed: None,
+            name_line,
             media_line,
-            received_text: String::new(),
-            sent_text: String::new(),
+            label,
+            quality: None,
+            received: None,
+            sent: None,
+            lang: Lang::default(),
             _listeners: listeners,
         };
         if offerer {
@@ -295,21 +306,62 @@ impl Peer {
         }));
     }
 
-    /// Closes the connection but keeps the tile, which shows `why` (`data-failed`).
-    pub fn fail(&mut self, why: &str) {
-        self.failed = true;
+    /// Closes the connection but keeps the tile, which shows why (`data-failed` names it).
+    pub fn fail(&mut self, why: Unreachable) {
+        self.failed = Some(why);
         self.deadline = None;
         self.chat.close();
         self.pc.close();
         let _ = self.tile.remove_attribute("data-reconnecting");
         let _ = self.tile.set_attribute("data-quality", "failed");
-        let _ = self.tile.set_attribute("data-failed", why);
-        self.stats_line.set_text_content(Some(why));
+        let _ = self.tile.set_attribute("data-failed", why.wire());
+        self.render(self.lang);
     }
 
     /// Whether the connection was given up.
     pub fn failed(&self) -> bool {
-        self.failed
+        self.failed.is_some()
+    }
+
+    /// Shows the tile's texts in `lang`: its name, the overlays' words (`data-text-*`, shown
+    /// by the style sheet), and the quality and media lines.
+    pub fn render(&mut self, lang: Lang) {
+        self.lang = lang;
+        self.name_line
+            .set_text_content(Some(&Text::Peer(self.label.clone()).render(lang)));
+        let _ = self.tile.set_attribute("role", "group");
+        let _ = self
+            .tile
+            .set_attribute("aria-label", &Text::Peer(self.label.clone()).render(lang));
+        for (attr, text) in [
+            ("data-text-paused", Text::VideoPaused),
+            ("data-text-reconnecting", Text::Reconnecting),
+        ] {
+            let _ = self.tile.set_attribute(attr, &text.render(lang));
+        }
+        let _ = self
+            .stats_line
+            .set_attribute("title", &Text::ConnectionQuality.render(lang));
+        let _ = self
+            .media_line
+            .set_attribute("title", &Text::MediaLines.render(lang));
+        let stats = match (self.failed, self.quality) {
+            (Some(why), _) => Text::Unreachable(why).render(lang),
+            (None, Some(q)) => Text::Quality(q).render(lang),
+            (None, None) => String::new(),
+        };
+        if self.failed.is_some() {
+            let _ = self.tile.set_attribute("data-text-failed", &stats);
+        }
+        self.stats_line.set_text_content(Some(&stats));
+        let lines: Vec<String> = [
+            self.received.map(|r| Text::Received(r).render(lang)),
+            self.sent.map(|s| Text::Sent(s).render(lang)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        self.media_line.set_text_content(Some(&lines.join("\n")));
     }
 
     /// Shows on the tile whether the connection is reconnecting.
@@ -324,11 +376,10 @@ impl Peer {
     pub fn show_sample(&mut self, sample: crate::stats::Sample) -> bool {
         let q = crate::stats::quality(self.last_sample.as_ref(), &sample);
         let speaking = crate::stats::speaking(self.last_sample.as_ref(), &sample);
-        let received = crate::stats::describe_received(self.last_sample.as_ref(), &sample);
+        self.received = Some(crate::stats::received(self.last_sample.as_ref(), &sample));
         self.last_sample = Some(sample);
-        self.stats_line.set_text_content(Some(&q.describe()));
-        self.received_text = received;
-        self.show_lines();
+        self.quality = Some(q);
+        self.render(self.lang);
         let height = sample
             .frame_height
             .map_or_else(String::new, |h| h.to_string());
@@ -362,15 +413,10 @@ impl Peer {
         speaking
     }
 
-    fn show_lines(&self) {
-        let text = format!("{}\n{}", self.received_text, self.sent_text);
-        self.media_line.set_text_content(Some(text.trim()));
-    }
-
     /// Shows what is sent to this peer (the tile's `data-send-*` too).
     pub fn show_sent(&mut self, sent: &Sent) {
-        self.sent_text = sent.describe();
-        self.show_lines();
+        self.sent = Some(*sent);
+        self.render(self.lang);
         let opt = |v: Option<String>| v.unwrap_or_default();
         let attrs = [
             ("data-send-height", opt(sent.height.map(|h| h.to_string()))),
@@ -551,8 +597,7 @@ fn encode_audio(sender: &web_sys::RtcRtpSender, kbps: u32) -> Result<(), WebErro
 fn make_tile(
     document: &Document,
     id: &ClientId,
-    label: &str,
-) -> Result<(Element, HtmlVideoElement, Element, Element), WebError> {
+) -> Result<(Element, HtmlVideoElement, Element, Element, Element), WebError> {
     let tile = document
         .create_element("div")
         .map_err(js("createElement"))?;
@@ -567,25 +612,18 @@ fn make_tile(
     video
         .set_attribute("playsinline", "")
         .map_err(js("setAttribute"))?;
-    let div = |class: &str, label: Option<&str>| -> Result<Element, WebError> {
+    let div = |class: &str| -> Result<Element, WebError> {
         let el = document
             .create_element("div")
             .map_err(js("createElement"))?;
         el.set_class_name(class);
-        if let Some(label) = label {
-            el.set_attribute("aria-label", label)
-                .map_err(js("setAttribute"))?;
-        }
         Ok(el)
     };
-    let name = div("label", None)?;
-    name.set_text_content(Some(label));
-    let stats = div("stats", Some("connection quality"))?;
-    let media = div("media", Some("video received and sent"))?;
+    let (name, stats, media) = (div("label")?, div("stats")?, div("media")?);
     for child in [&video.clone().into(), &name, &stats, &media] {
         tile.append_child(child).map_err(js("appendChild"))?;
     }
-    Ok((tile, video, stats, media))
+    Ok((tile, video, name, stats, media))
 }
 
 /// Starts playback; a refusal (autoplay policy) is shown in the page.
