@@ -299,6 +299,10 @@ pub enum Text {
     VideoPaused,
     /// A tile whose connection is reconnecting.
     Reconnecting,
+    /// The badge of a tile whose microphone is off.
+    MicOff,
+    /// The badge, and the picture, of a tile whose camera is off.
+    CamOff,
     /// A technical error (the API and the engine's message), shown as a notice.
     Error(String),
     /// The app failed to start.
@@ -405,6 +409,8 @@ impl Text {
             Text::NobodyYet => p.nobody_yet.into(),
             Text::VideoPaused => p.video_paused.into(),
             Text::Reconnecting => p.reconnecting.into(),
+            Text::MicOff => p.mic_off.into(),
+            Text::CamOff => p.cam_off.into(),
             Text::Error(e) => fill(p.error, &[("e", e)]),
             Text::AppFailed(e) => fill(p.app_failed, &[("e", e)]),
             Text::WaitingForMedia => p.waiting_for_media.into(),
@@ -546,6 +552,8 @@ struct Phrases {
     nobody_yet: &'static str,
     video_paused: &'static str,
     reconnecting: &'static str,
+    mic_off: &'static str,
+    cam_off: &'static str,
     error: &'static str,
     app_failed: &'static str,
     waiting_for_media: &'static str,
@@ -633,6 +641,8 @@ static EN: Phrases = Phrases {
     nobody_yet: "Nobody else here yet: share the link to invite someone.",
     video_paused: "video paused: low bandwidth",
     reconnecting: "reconnecting…",
+    mic_off: "microphone off",
+    cam_off: "camera off",
     error: "{e}",
     app_failed: "The app could not start: {e}",
     waiting_for_media: "waiting for camera and microphone…",
@@ -726,6 +736,8 @@ static ZH: Phrases = Phrases {
     nobody_yet: "这里还没有其他人：分享链接邀请别人加入。",
     video_paused: "视频已暂停：带宽不足",
     reconnecting: "正在重新连接…",
+    mic_off: "麦克风已关闭",
+    cam_off: "摄像头已关闭",
     error: "出错了：{e}",
     app_failed: "应用无法启动：{e}",
     waiting_for_media: "正在等待摄像头和麦克风…",

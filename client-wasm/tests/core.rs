@@ -1210,3 +1210,76 @@ fn an_offer_from_the_connection_that_was_replaced_is_ignored() {
         "{cmds:?}"
     );
 }
+
+#[test]
+fn peers_are_told_whether_the_microphone_and_camera_are_on() {
+    use client_wasm::core::MediaState;
+    let state = |mic: bool, cam: bool| format!(r#"{{"media":{{"mic":{mic},"cam":{cam}}}}}"#);
+    let mut core = welcomed("m");
+    core.handle(joined(&["a", "b"]));
+    // A peer is told when its data channel opens...
+    assert_eq!(
+        core.handle(Event::ChatChannel(cid("a"), true)),
+        vec![Command::SendChannelData(cid("a"), state(true, true))]
+    );
+    assert_eq!(core.handle(Event::ChatChannel(cid("a"), false)), vec![]);
+    core.handle(Event::ChatChannel(cid("a"), true));
+    // ...and every peer whose channel is open, on each change (b is told when its opens).
+    assert_eq!(
+        core.handle(Event::Toggle(MediaKind::Audio)),
+        vec![
+            Command::SetTrackEnabled(MediaKind::Audio, false),
+            Command::SendChannelData(cid("a"), state(false, true)),
+        ]
+    );
+    assert_eq!(
+        core.handle(Event::ChatChannel(cid("b"), true)),
+        vec![Command::SendChannelData(cid("b"), state(false, true))]
+    );
+    // A page without a camera says its camera is off, whatever the button says.
+    assert_eq!(
+        core.handle(Event::LocalMedia {
+            audio: true,
+            video: false
+        }),
+        vec![
+            Command::SendChannelData(cid("a"), state(false, false)),
+            Command::SendChannelData(cid("b"), state(false, false)),
+        ]
+    );
+    assert_eq!(
+        core.media_state(),
+        MediaState {
+            mic: false,
+            cam: false
+        }
+    );
+    // What a peer says is shown on its tile, whichever way it came; strangers are ignored.
+    let told = MediaState {
+        mic: false,
+        cam: true,
+    };
+    assert_eq!(
+        core.handle(Event::ChannelData(cid("a"), state(false, true))),
+        vec![Command::ShowPeerMedia(cid("a"), told)]
+    );
+    let via_relay = ServerMessage::Message {
+        from_id: cid("b"),
+        from_user_id: UserId::new("b").unwrap(),
+        content: Payload::from_json(state(true, false)).unwrap(),
+    };
+    assert_eq!(
+        core.handle(Event::Signal(via_relay)),
+        vec![Command::ShowPeerMedia(
+            cid("b"),
+            MediaState {
+                mic: true,
+                cam: false
+            }
+        )]
+    );
+    assert_eq!(
+        core.handle(Event::ChannelData(cid("z"), state(true, true))),
+        vec![]
+    );
+}

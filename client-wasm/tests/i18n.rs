@@ -199,6 +199,8 @@ fn every_text() -> Vec<Text> {
         Text::NobodyYet,
         Text::VideoPaused,
         Text::Reconnecting,
+        Text::MicOff,
+        Text::CamOff,
         Text::Error("getStats: e".into()),
         Text::AppFailed("e".into()),
         Text::WaitingForMedia,
@@ -256,6 +258,8 @@ fn covered(text: &Text) {
         | Text::NobodyYet
         | Text::VideoPaused
         | Text::Reconnecting
+        | Text::MicOff
+        | Text::CamOff
         | Text::Error(_)
         | Text::AppFailed(_)
         | Text::WaitingForMedia
@@ -291,7 +295,10 @@ fn every_text_is_said_in_both_languages() {
         let (en, zh) = (text.render(Lang::En), text.render(Lang::ZhCn));
         assert!(!en.trim().is_empty(), "{text:?} says nothing in English");
         // Every place for a value got one.
-        assert!(!en.contains('{') && !zh.contains('{'), "{text:?}: {en} / {zh}");
+        assert!(
+            !en.contains('{') && !zh.contains('{'),
+            "{text:?}: {en} / {zh}"
+        );
         // Figures alone (what is received) read the same in both.
         if matches!(text, Text::Received(_)) {
             assert_eq!(en, zh);

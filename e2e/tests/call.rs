@@ -243,6 +243,11 @@ async fn receive_only(viewer_engine: Engine) {
         .await
         .unwrap();
     }
+    // The senders show the viewer with its microphone and camera off, and each other's on.
+    for (page, other) in [(&a, &b_id), (&b, &a_id)] {
+        wait_media_badges(page, &v_id, "off", "off").await;
+        wait_media_badges(page, other, "on", "on").await;
+    }
     let notice = viewer
         .eval("return document.getElementById('notice').textContent")
         .await
@@ -253,6 +258,28 @@ async fn receive_only(viewer_engine: Engine) {
     );
     nothing_to_record(&viewer).await;
     end(harness, [a, viewer, b]).await;
+}
+
+/// Waits until `page` shows `peer`'s microphone and camera as `mic` and `cam` (`on`, `off`),
+/// with a visible badge for each one off.
+async fn wait_media_badges(page: &Page, peer: &str, mic: &str, cam: &str) {
+    let want = serde_json::json!([mic, cam, mic == "off", cam == "off"]);
+    let read = "const t = document.querySelector(`#grid .tile[data-peer=\"${arguments[0]}\"]`); \
+                if (!t) return null; \
+                const shown = s => getComputedStyle(t.querySelector(s)).display !== 'none'; \
+                return [t.dataset.mic || null, t.dataset.cam || null, shown('.mic-off'), shown('.cam-off')];";
+    let what = format!("{peer}'s microphone {mic} and camera {cam}");
+    page.wait_for(&what, MEDIA_DEADLINE, |p| {
+        let (want, peer) = (want.clone(), peer.to_owned());
+        Box::pin(async move {
+            Ok(p.client
+                .execute(read, vec![serde_json::json!(peer)])
+                .await?
+                == want)
+        })
+    })
+    .await
+    .unwrap();
 }
 
 /// Waits until `page`'s notice, and button `id`'s `aria-pressed` and text, pass `ok`.
@@ -479,12 +506,18 @@ async fn names_label_tiles_and_keys_toggle_media() {
         .find(fantoccini::Locator::Css("body"))
         .await
         .unwrap();
+    let a_id = ids(&[&a]).await.remove(0);
+    wait_media_badges(&b, &a_id, "on", "on").await;
     body.send_keys("mv").await.unwrap();
     a.wait_for("m and v to turn media off", MEDIA_DEADLINE, |p| {
         Box::pin(async move { Ok(p.eval(state).await? == serde_json::json!([false, false])) })
     })
     .await
     .unwrap();
+    // b is told, and shows both off.
+    wait_media_badges(&b, &a_id, "off", "off").await;
+    body.send_keys("m").await.unwrap();
+    wait_media_badges(&b, &a_id, "on", "off").await;
     end(harness, [a, b]).await;
 }
 

@@ -111,6 +111,13 @@ pub enum Event {
     RecordingEnded,
     /// The deadline set by [`Command::WatchPeer`] passed.
     PeerDeadline(ClientId, u32),
+    /// Local media settled: whether there is a microphone and a camera track to send.
+    LocalMedia {
+        /// A microphone track.
+        audio: bool,
+        /// A camera track.
+        video: bool,
+    },
 }
 
 /// What a peer connection's state means for the call.
@@ -267,6 +274,8 @@ pub enum Command {
     ShowSent(ClientId, Sent),
     /// Show on a peer's tile that it paused its video to this page for lack of bandwidth.
     ShowRemotePaused(ClientId, bool),
+    /// Show on a peer's tile whether its microphone and camera are on.
+    ShowPeerMedia(ClientId, MediaState),
     /// Show whether data saver is on.
     ShowDataSaver(bool),
     /// Ask for a screen and send it instead of the camera on every peer connection.
@@ -315,6 +324,22 @@ pub enum PeerData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
     },
+    /// The sender's microphone and camera: told to each peer when its data channel opens,
+    /// and to all on every change.
+    Media {
+        /// Which are on.
+        media: MediaState,
+    },
+}
+
+/// Whether a page's microphone and camera are on, as the others show it on its tile:
+/// `{"media": {"mic": true, "cam": false}}` (off also when it has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MediaState {
+    /// The microphone sends sound.
+    pub mic: bool,
+    /// The camera sends pictures.
+    pub cam: bool,
 }
 
 /// The wire form of a [`View`].
@@ -437,6 +462,8 @@ pub struct Core {
     resume_token: Option<String>,
     mic_on: bool,
     cam_on: bool,
+    /// Which local tracks there are (until media settles: both, as asked for).
+    has_media: MediaState,
     sharing: bool,
     recording: bool,
     attempt: u32,
@@ -476,6 +503,10 @@ impl Core {
             resume_token: None,
             mic_on: true,
             cam_on: true,
+            has_media: MediaState {
+                mic: true,
+                cam: true,
+            },
             sharing: false,
             recording: false,
             attempt: 0,
@@ -767,6 +798,14 @@ impl Core {
                 };
                 *on = !*on;
                 out.push(Command::SetTrackEnabled(kind, *on));
+                self.tell_media_state(None, &mut out);
+            }
+            Event::LocalMedia { audio, video } => {
+                self.has_media = MediaState {
+                    mic: audio,
+                    cam: video,
+                };
+                self.tell_media_state(None, &mut out);
             }
             Event::SignalOpen => {
                 self.link = Link::Up;
@@ -924,6 +963,9 @@ impl Core {
             Event::ChatChannel(id, open) => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.chat_open = open;
+                    if open {
+                        self.tell_media_state(Some(&id), &mut out);
+                    }
                 }
             }
             Event::ChannelData(id, text) => {
@@ -1043,6 +1085,35 @@ impl Core {
             PeerData::Video { video, .. } => {
                 out.push(Command::ShowRemotePaused(id, video == "paused"));
             }
+            PeerData::Media { media } => out.push(Command::ShowPeerMedia(id, media)),
+        }
+    }
+
+    /// What this page's microphone and camera send now.
+    pub fn media_state(&self) -> MediaState {
+        MediaState {
+            mic: self.mic_on && self.has_media.mic,
+            cam: self.cam_on && self.has_media.cam,
+        }
+    }
+
+    /// Tells `to` (or every peer whose data channel is open) what this page's microphone and
+    /// camera send. A peer whose channel is not open yet is told when it opens.
+    fn tell_media_state(&self, to: Option<&ClientId>, out: &mut Vec<Command>) {
+        let data = PeerData::Media {
+            media: self.media_state(),
+        };
+        let open: Vec<&ClientId> = match to {
+            Some(id) => vec![id],
+            None => self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.chat_open)
+                .map(|(id, _)| id)
+                .collect(),
+        };
+        for id in open {
+            self.tell_peer(id, &data, out);
         }
     }
 

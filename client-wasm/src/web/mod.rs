@@ -421,12 +421,22 @@ impl App {
                 match result {
                     Ok(stream) => {
                         self.ui.show_local(&stream);
+                        let kinds: Vec<String> =
+                            media::tracks(&stream).iter().map(|t| t.kind()).collect();
+                        self.drive(Event::LocalMedia {
+                            audio: kinds.iter().any(|k| k == "audio"),
+                            video: kinds.iter().any(|k| k == "video"),
+                        });
                         self.local = Some(stream);
                         self.ui.mark("data-media", "ok");
                         // Labels are only listed once permission is granted.
                         self.events.send(AppEvent::DevicesChanged);
                     }
                     Err(e) => {
+                        self.drive(Event::LocalMedia {
+                            audio: false,
+                            video: false,
+                        });
                         self.ui.set_notice(media::explain(&e));
                         self.ui.disable_media_controls();
                         self.ui.mark("data-media", "none");
@@ -859,6 +869,11 @@ impl App {
             Command::ShowSent(id, sent) => {
                 if let Some(peer) = self.peers.get_mut(&id) {
                     peer.show_sent(&sent);
+                }
+            }
+            Command::ShowPeerMedia(id, media) => {
+                if let Some(peer) = self.peers.get(&id) {
+                    peer.show_media(media);
                 }
             }
             Command::ShowRemotePaused(id, paused) => {

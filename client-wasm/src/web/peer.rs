@@ -336,8 +336,15 @@ impl Peer {
         for (attr, text) in [
             ("data-text-paused", Text::VideoPaused),
             ("data-text-reconnecting", Text::Reconnecting),
+            ("data-text-cam-off", Text::CamOff),
         ] {
             let _ = self.tile.set_attribute(attr, &text.render(lang));
+        }
+        for (selector, text) in [(".mic-off", Text::MicOff), (".cam-off", Text::CamOff)] {
+            if let Ok(Some(badge)) = self.tile.query_selector(selector) {
+                let _ = badge.set_attribute("aria-label", &text.render(lang));
+                let _ = badge.set_attribute("title", &text.render(lang));
+            }
         }
         let _ = self
             .stats_line
@@ -441,6 +448,14 @@ impl Peer {
         let _ = self
             .tile
             .toggle_attribute_with_force("data-send-paused", sent.paused);
+    }
+
+    /// Shows whether the peer's microphone and camera are on (`data-mic`, `data-cam`: `on`
+    /// or `off`; badges and a "camera off" picture by the style sheet).
+    pub fn show_media(&self, media: crate::core::MediaState) {
+        let word = |on: bool| if on { "on" } else { "off" };
+        let _ = self.tile.set_attribute("data-mic", word(media.mic));
+        let _ = self.tile.set_attribute("data-cam", word(media.cam));
     }
 
     /// Shows whether the peer paused its video to this page for lack of bandwidth.
@@ -594,6 +609,16 @@ fn encode_audio(sender: &web_sys::RtcRtpSender, kbps: u32) -> Result<(), WebErro
     })
 }
 
+/// A microphone struck through (inline SVG, drawn in the text colour).
+const MIC_OFF_ICON: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\" focusable=\"false\">\
+<path fill=\"none\" stroke=\"currentColor\" stroke-width=\"2\" stroke-linecap=\"round\" \
+d=\"M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3zM5 11a7 7 0 0 0 14 0M12 18v3M4 4l16 16\"/></svg>";
+
+/// A camera struck through.
+const CAM_OFF_ICON: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\" focusable=\"false\">\
+<path fill=\"none\" stroke=\"currentColor\" stroke-width=\"2\" stroke-linecap=\"round\" \
+stroke-linejoin=\"round\" d=\"M3 7h11a1 1 0 0 1 1 1v8a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V8a1 1 0 0 1 1-1zM15 11l6-3v8l-6-3M2 3l20 18\"/></svg>";
+
 fn make_tile(
     document: &Document,
     id: &ClientId,
@@ -620,7 +645,19 @@ fn make_tile(
         Ok(el)
     };
     let (name, stats, media) = (div("label")?, div("stats")?, div("media")?);
-    for child in [&video.clone().into(), &name, &stats, &media] {
+    let badges = div("badges")?;
+    for (class, icon) in [
+        ("badge mic-off", MIC_OFF_ICON),
+        ("badge cam-off", CAM_OFF_ICON),
+    ] {
+        let badge = div(class)?;
+        badge
+            .set_attribute("role", "img")
+            .map_err(js("setAttribute"))?;
+        badge.set_inner_html(icon);
+        badges.append_child(&badge).map_err(js("appendChild"))?;
+    }
+    for child in [&video.clone().into(), &name, &badges, &stats, &media] {
         tile.append_child(child).map_err(js("appendChild"))?;
     }
     Ok((tile, video, name, stats, media))
