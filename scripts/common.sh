@@ -80,6 +80,8 @@ ensure_chromium() {
   fi
   export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
   export CHROME_BIN="${CHROME_BIN:-$(command -v chromium)}"
+  # A font with Chinese characters, so the zh-CN screenshots show words, not boxes.
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || apt_install fonts-wqy-microhei
 }
 
 # Headless Firefox (Debian's ESR) and geckodriver (pinned, from crates.io), for the browser tests

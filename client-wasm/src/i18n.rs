@@ -108,6 +108,14 @@ pub enum Label {
     RecordHint,
     /// The language switch.
     Language,
+    /// The pre-join screen's heading.
+    ReadyToJoin,
+    /// The microphone level meter.
+    MicLevel,
+    /// How to join with the microphone or camera off.
+    JoinMutedHint,
+    /// The control bar.
+    CallControls,
     /// The camera picker.
     Camera,
     /// The microphone picker.
@@ -128,7 +136,7 @@ pub enum Label {
 
 impl Label {
     /// Every label.
-    pub const ALL: [Label; 25] = [
+    pub const ALL: [Label; 29] = [
         Label::AppTitle,
         Label::Loading,
         Label::Room,
@@ -146,6 +154,10 @@ impl Label {
         Label::DataSaverHint,
         Label::RecordHint,
         Label::Language,
+        Label::ReadyToJoin,
+        Label::MicLevel,
+        Label::JoinMutedHint,
+        Label::CallControls,
         Label::Camera,
         Label::Microphone,
         Label::You,
@@ -176,6 +188,10 @@ impl Label {
             Label::DataSaverHint => "data-saver-hint",
             Label::RecordHint => "record-hint",
             Label::Language => "language",
+            Label::ReadyToJoin => "ready-to-join",
+            Label::MicLevel => "mic-level",
+            Label::JoinMutedHint => "join-muted-hint",
+            Label::CallControls => "call-controls",
             Label::Camera => "camera",
             Label::Microphone => "microphone",
             Label::You => "you",
@@ -313,6 +329,8 @@ pub enum Text {
     MediaFailed(MediaFailure, String),
     /// Receive-only (`?media=none`).
     ReceiveOnly,
+    /// The pre-join screen's help when the camera and microphone could not be opened.
+    MediaHelp(MediaFailure),
     /// The room name is not valid (the protocol's reason, in English).
     BadRoom(String),
     /// The link was copied (or could not be, and is shown to copy by hand).
@@ -419,6 +437,7 @@ impl Text {
                 &[("why", (p.media_failure)(*why)), ("e", e)],
             ),
             Text::ReceiveOnly => p.receive_only.into(),
+            Text::MediaHelp(why) => (p.media_help)(*why).into(),
             Text::BadRoom(e) => fill(p.bad_room, &[("e", e)]),
             Text::LinkToShare(href) => fill(p.link_to_share, &[("href", href)]),
             Text::ShareFailed(why, e) => fill(
@@ -523,6 +542,7 @@ struct Phrases {
     label: fn(Label) -> &'static str,
     unreachable: fn(Unreachable) -> &'static str,
     media_failure: fn(MediaFailure) -> &'static str,
+    media_help: fn(MediaFailure) -> &'static str,
     share_failure: fn(ShareFailure) -> &'static str,
     media_button: fn(MediaKind, bool) -> &'static str,
     key_hint: fn(MediaKind) -> &'static str,
@@ -588,6 +608,25 @@ static EN: Phrases = Phrases {
         MediaFailure::NotFound => "no camera or microphone found",
         MediaFailure::InUse => "the camera or microphone is in use by another program",
         MediaFailure::Unavailable => "camera and microphone are unavailable",
+    },
+    media_help: |why| match why {
+        MediaFailure::Denied => {
+            "The browser blocked the camera and microphone for this site. To allow them, click \
+             the camera or lock icon in the address bar, choose Allow, then reload the page. You \
+             can also join without them, to watch and listen."
+        }
+        MediaFailure::NotFound => {
+            "No camera or microphone was found. Connect one and reload the page, or join \
+             without them, to watch and listen."
+        }
+        MediaFailure::InUse => {
+            "Another program is using the camera or microphone. Close it and reload the page, \
+             or join without them, to watch and listen."
+        }
+        MediaFailure::Unavailable => {
+            "The camera and microphone could not be opened. Reload the page to try again, or \
+             join without them, to watch and listen."
+        }
     },
     share_failure: |why| match why {
         ShareFailure::NotAllowed => "sharing was cancelled or is not allowed for this page",
@@ -677,6 +716,22 @@ static ZH: Phrases = Phrases {
         MediaFailure::NotFound => "未找到摄像头或麦克风",
         MediaFailure::InUse => "摄像头或麦克风正被其他程序使用",
         MediaFailure::Unavailable => "摄像头和麦克风不可用",
+    },
+    media_help: |why| match why {
+        MediaFailure::Denied => {
+            "浏览器阻止了此网站使用摄像头和麦克风。要允许使用，请点击地址栏中的摄像头或锁形图标，\
+             选择“允许”，然后重新加载页面。你也可以不使用它们加入，只观看和收听。"
+        }
+        MediaFailure::NotFound => {
+            "未找到摄像头或麦克风。请连接设备后重新加载页面，或不使用它们加入，只观看和收听。"
+        }
+        MediaFailure::InUse => {
+            "其他程序正在使用摄像头或麦克风。请关闭该程序后重新加载页面，或不使用它们加入，\
+             只观看和收听。"
+        }
+        MediaFailure::Unavailable => {
+            "无法打开摄像头和麦克风。请重新加载页面再试，或不使用它们加入，只观看和收听。"
+        }
     },
     share_failure: |why| match why {
         ShareFailure::NotAllowed => "共享已取消，或此页面不允许共享",
@@ -783,6 +838,12 @@ fn label_en(label: Label) -> &'static str {
         Label::DataSaverHint => "Send less: small, low-rate video to everyone (audio unchanged)",
         Label::RecordHint => "Record the call on this device",
         Label::Language => "Language",
+        Label::ReadyToJoin => "Ready to join?",
+        Label::MicLevel => "Microphone level",
+        Label::JoinMutedHint => {
+            "To join with your microphone or camera off, turn it off with the buttons under the preview."
+        }
+        Label::CallControls => "Call controls",
         Label::Camera => "Camera",
         Label::Microphone => "Microphone",
         Label::You => "You",
@@ -813,6 +874,10 @@ fn label_zh(label: Label) -> &'static str {
         Label::DataSaverHint => "少发送一些：给每个人发送小尺寸、低码率的视频（音频不变）",
         Label::RecordHint => "在本设备上录制通话",
         Label::Language => "语言",
+        Label::ReadyToJoin => "准备好加入了吗？",
+        Label::MicLevel => "麦克风音量",
+        Label::JoinMutedHint => "如需关闭麦克风或摄像头加入，请先用预览画面下方的按钮将其关闭。",
+        Label::CallControls => "通话控制",
         Label::Camera => "摄像头",
         Label::Microphone => "麦克风",
         Label::You => "你",

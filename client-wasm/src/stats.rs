@@ -133,6 +133,20 @@ pub fn speaking(prev: Option<&Sample>, now: &Sample) -> bool {
     seconds > 0.0 && (energy / seconds).max(0.0).sqrt() > SPEAKING_LEVEL
 }
 
+/// The quietest level a microphone meter shows above zero, dB below full scale.
+pub const METER_FLOOR_DB: f64 = 60.0;
+
+/// A microphone meter's level, 0 to 1, for audio samples (-1 to 1): their root mean square in
+/// dB, from [`METER_FLOOR_DB`] below full scale (0) to full scale (1).
+pub fn mic_level(samples: &[f32]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let power = samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64;
+    let db = 10.0 * power.max(1e-12).log10();
+    ((db + METER_FLOOR_DB) / METER_FLOOR_DB).clamp(0.0, 1.0)
+}
+
 /// A simple grade for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grade {
@@ -281,6 +295,17 @@ mod tests {
         assert!(!speaking(Some(&at(5.0, 3.0)), &at(5.0, 3.0)));
         // Only the interval counts, not what was said before.
         assert!(!speaking(Some(&at(9.0, 1.0)), &at(9.00001, 2.0)));
+    }
+
+    #[test]
+    fn the_meter_shows_loudness_in_decibels() {
+        assert_eq!(mic_level(&[]), 0.0);
+        assert_eq!(mic_level(&[0.0; 64]), 0.0);
+        // Full scale: 1; a tenth of it (-20 dB): two thirds; a thousandth (-60 dB): 0.
+        assert!((mic_level(&[1.0, -1.0]) - 1.0).abs() < 1e-9);
+        assert!((mic_level(&[0.1, -0.1]) - 2.0 / 3.0).abs() < 1e-6);
+        assert!(mic_level(&[0.001, -0.001]).abs() < 1e-6);
+        assert!(mic_level(&[0.3; 8]) > mic_level(&[0.03; 8]));
     }
 
     #[test]

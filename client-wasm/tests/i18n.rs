@@ -206,6 +206,8 @@ fn every_text() -> Vec<Text> {
         Text::WaitingForMedia,
         Text::MediaFailed(MediaFailure::InUse, "e".into()),
         Text::ReceiveOnly,
+        Text::MediaHelp(MediaFailure::Denied),
+        Text::MediaHelp(MediaFailure::NotFound),
         Text::BadRoom("is empty".into()),
         Text::LinkToShare("https://x/?room=r".into()),
         Text::ShareFailed(ShareFailure::NoScreen, "e".into()),
@@ -265,6 +267,7 @@ fn covered(text: &Text) {
         | Text::WaitingForMedia
         | Text::MediaFailed(..)
         | Text::ReceiveOnly
+        | Text::MediaHelp(_)
         | Text::BadRoom(_)
         | Text::LinkToShare(_)
         | Text::ShareFailed(..)

@@ -508,6 +508,20 @@ fn the_page_switches_language_with_every_text_it_shows() {
         assert_eq!(select.value(), lang.tag());
         assert_eq!(select.length(), 2, "one option per language, added once");
     }
+    // Media that could not be opened: the pre-join screen says how to allow it.
+    ui.show_media_help(MediaFailure::Denied);
+    assert_eq!(
+        text("#media-help"),
+        Text::MediaHelp(MediaFailure::Denied).render(Lang::ZhCn)
+    );
+    let hidden = page.0.query_selector("#media-help[hidden]").ok().flatten();
+    assert!(hidden.is_none(), "the help is shown");
+    ui.set_lang(Lang::En);
+    assert!(
+        text("#media-help").contains("Allow"),
+        "{}",
+        text("#media-help")
+    );
     // Every static label the page names is one the app has.
     let missing = page.0.query_selector("[data-i18n-missing]").ok().flatten();
     assert!(missing.is_none(), "{:?}", missing.map(|m| m.outer_html()));

@@ -567,6 +567,68 @@ async fn languages(a: &Page, b: &Page) {
     assert_full_mesh(&[a, b]).await;
 }
 
+/// Before joining, a page shows the pre-join screen: its camera preview playing, the
+/// microphone's level moving, the form, and no call controls; it turns its microphone off
+/// there, joins, and the other page shows it muted. Screenshots of the screen at desktop and
+/// phone sizes, in English and Chinese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pre_join_screen_checks_devices_and_joins_muted() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-prejoin&ice=").await.unwrap();
+    let shown = "const shown = id => { const e = document.getElementById(id); \
+                 return !!e && getComputedStyle(e).display !== 'none' && e.offsetParent !== null; }; \
+                 return [document.body.dataset.view, shown('join-form'), shown('grid'), \
+                 shown('leave'), shown('mic'), shown('mic-level')];";
+    let view = serde_json::json!(["prejoin", true, false, false, true, true]);
+    assert_eq!(a.eval(shown).await.unwrap(), view);
+    let level = "const v = document.getElementById('local-video'); \
+                 return [v.videoWidth, Number(document.getElementById('mic-level').dataset.level || 0)];";
+    a.wait_for(
+        "the preview playing and the microphone level moving",
+        MEDIA_DEADLINE,
+        |p| {
+            Box::pin(async move {
+                let v = p.eval(level).await?;
+                Ok(v[0].as_u64().is_some_and(|w| w > 0) && v[1].as_f64().is_some_and(|l| l > 0.2))
+            })
+        },
+    )
+    .await
+    .unwrap();
+    for (lang, size, name) in [
+        ("en", (1280, 800), "prejoin.png"),
+        ("zh-CN", (1280, 800), "prejoin-zh-CN.png"),
+        ("zh-CN", (390, 844), "prejoin-phone-zh-CN.png"),
+        ("en", (390, 844), "prejoin-phone.png"),
+    ] {
+        a.client.set_window_size(size.0, size.1).await.unwrap();
+        let pick = format!(
+            "const s = document.getElementById('lang'); s.value = '{lang}'; \
+             s.dispatchEvent(new Event('change')); return null;"
+        );
+        a.eval(&pick).await.unwrap();
+        let check = format!("return document.documentElement.lang === '{lang}';");
+        a.wait_for("the language", MEDIA_DEADLINE, |p| {
+            let check = check.clone();
+            Box::pin(async move { Ok(p.eval(&check).await? == serde_json::json!(true)) })
+        })
+        .await
+        .unwrap();
+        a.screenshot(&artifacts_dir().join(name)).await.unwrap();
+    }
+    a.client.set_window_size(1280, 800).await.unwrap();
+    a.click("mic").await.unwrap();
+    let b = harness.page("room=e2e-prejoin&ice=").await.unwrap();
+    join(&b).await;
+    join(&a).await;
+    assert_full_mesh(&[&a, &b]).await;
+    let in_call = serde_json::json!(["call", false, true, true, true, false]);
+    assert_eq!(a.eval(shown).await.unwrap(), in_call);
+    let a_id = ids(&[&a]).await.remove(0);
+    wait_media_badges(&b, &a_id, "off", "on").await;
+    end(harness, [a, b]).await;
+}
+
 /// Chat both ways: a message typed right after joining (before the data channel can be open)
 /// still arrives, and later ones go over the data channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,8 @@ pub struct Ui {
     /// The grid of remote tiles.
     pub grid: Element,
     lang_select: web_sys::HtmlSelectElement,
+    mic_level: web_sys::HtmlMeterElement,
+    media_help: Element,
     /// The page's language, and every text shown in it (an element, the attribute or `None`
     /// for its text, and what it says), rendered again when the language changes.
     lang: Cell<Lang>,
@@ -79,6 +81,8 @@ impl Ui {
             chat_input: get(document, "chat-input")?,
             grid: get(document, "grid")?,
             lang_select: get(document, "lang")?,
+            mic_level: get(document, "mic-level")?,
+            media_help: get(document, "media-help")?,
             lang: Cell::new(Lang::default()),
             shown: RefCell::new(Vec::new()),
             _listeners: Vec::new(),
@@ -300,8 +304,10 @@ impl Ui {
         let _ = self.notice.toggle_attribute_with_force("hidden", true);
     }
 
-    /// Enables Join or Leave according to whether a call is on.
+    /// Shows the pre-join screen or the call (`body[data-view]`: `prejoin`, `call`), and
+    /// enables Join or Leave accordingly.
     pub fn set_in_call(&self, in_call: bool) {
+        self.mark("data-view", if in_call { "call" } else { "prejoin" });
         let _ = self.join.toggle_attribute_with_force("disabled", in_call);
         let _ = self.room.toggle_attribute_with_force("disabled", in_call);
         let _ = self.name.toggle_attribute_with_force("disabled", in_call);
@@ -404,6 +410,17 @@ impl Ui {
         let text = Text::DownloadRecording(megabytes(blob.size()));
         self.put(&self.download, None, text);
         let _ = self.download.toggle_attribute_with_force("hidden", false);
+    }
+
+    /// The pre-join screen's microphone level meter.
+    pub fn mic_level(&self) -> &web_sys::HtmlMeterElement {
+        &self.mic_level
+    }
+
+    /// Shows the pre-join screen's help for media that could not be opened.
+    pub fn show_media_help(&self, why: crate::i18n::MediaFailure) {
+        self.put(&self.media_help, None, Text::MediaHelp(why));
+        let _ = self.media_help.toggle_attribute_with_force("hidden", false);
     }
 
     /// Disables the microphone and camera buttons (no local media).

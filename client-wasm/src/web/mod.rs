@@ -9,6 +9,7 @@
 pub mod devices;
 pub mod dom;
 pub mod error;
+pub mod level;
 pub mod listener;
 pub mod media;
 pub mod peer;
@@ -366,6 +367,7 @@ async fn run() -> Result<(), WebError> {
         join_waiting: None,
         screen: None,
         recording: None,
+        meter: None,
         signal: None,
         generation: 0,
         reconnect: None,
@@ -392,6 +394,8 @@ struct App {
     generation: u32,
     /// The recording in progress.
     recording: Option<record::Recording>,
+    /// The pre-join screen's microphone meter, while it shows.
+    meter: Option<level::LevelMeter>,
     /// The listener for plugged and unplugged devices.
     _device_change: Option<listener::Listener>,
     /// The statistics timer's callback (page lifetime).
@@ -428,6 +432,7 @@ impl App {
                             video: kinds.iter().any(|k| k == "video"),
                         });
                         self.local = Some(stream);
+                        self.start_meter();
                         self.ui.mark("data-media", "ok");
                         // Labels are only listed once permission is granted.
                         self.events.send(AppEvent::DevicesChanged);
@@ -437,6 +442,9 @@ impl App {
                             audio: false,
                             video: false,
                         });
+                        if let Text::MediaFailed(why, _) = media::explain(&e) {
+                            self.ui.show_media_help(why);
+                        }
                         self.ui.set_notice(media::explain(&e));
                         self.ui.disable_media_controls();
                         self.ui.mark("data-media", "none");
@@ -466,6 +474,7 @@ impl App {
                             self.show(&e);
                         }
                         self.ui.set_in_call(true);
+                        self.meter = None;
                         if self.media_settled {
                             self.drive(Event::Join(room_id));
                         } else {
@@ -479,6 +488,7 @@ impl App {
             AppEvent::LeaveClicked => {
                 self.join_waiting = None;
                 self.ui.set_in_call(false);
+                self.start_meter();
                 self.drive(Event::Leave);
             }
             AppEvent::CopyLink => self.copy_link(),
@@ -570,6 +580,9 @@ impl App {
                     }
                 }
                 self.ui.show_local(local);
+                if kind == MediaKind::Audio && self.meter.is_some() {
+                    self.start_meter();
+                }
             }
             AppEvent::RecordingProgress(bytes) => {
                 if self
@@ -635,6 +648,17 @@ impl App {
                     self.show(&e);
                 }
             }
+        }
+    }
+
+    /// Shows the local microphone's level on the pre-join screen (again after a new
+    /// microphone or a call), if there is local media.
+    fn start_meter(&mut self) {
+        self.meter = None;
+        let Some(local) = &self.local else { return };
+        match level::LevelMeter::start(local, self.ui.mic_level()) {
+            Ok(meter) => self.meter = Some(meter),
+            Err(e) => self.show(&e),
         }
     }
 
