@@ -760,195 +760,36 @@ impl Core {
     pub fn handle(&mut self, event: Event) -> Vec<Command> {
         let mut out = Vec::new();
         match event {
-            Event::Join(room) => {
-                self.room = Some(room.clone());
-                match self.link {
-                    Link::Up => {
-                        self.close_all(&mut out);
-                        let password = self.password.clone();
-                        out.push(Command::Send(ClientMessage::Join {
-                            room_id: room,
-                            password,
-                        }));
-                    }
-                    Link::Down => {
-                        self.link = Link::Connecting;
-                        out.push(Command::Status(Text::Connecting));
-                        out.push(Command::Connect(None));
-                    }
-                    Link::Connecting => {}
-                }
-            }
-            Event::Leave => {
-                if let Some(room) = self.room.take() {
-                    if self.link == Link::Up && self.in_room {
-                        out.push(Command::Send(ClientMessage::Leave {
-                            room_id: Some(room),
-                        }));
-                    }
-                }
-                self.in_room = false;
-                self.close_all(&mut out);
-                out.push(Command::Status(Text::LeftCall));
-            }
-            Event::Toggle(kind) => {
-                let on = match kind {
-                    MediaKind::Audio => &mut self.mic_on,
-                    MediaKind::Video => &mut self.cam_on,
-                };
-                *on = !*on;
-                out.push(Command::SetTrackEnabled(kind, *on));
-                self.tell_media_state(None, &mut out);
-            }
-            Event::LocalMedia { audio, video } => {
-                self.has_media = MediaState {
-                    mic: audio,
-                    cam: video,
-                };
-                self.tell_media_state(None, &mut out);
-            }
+            Event::Join(room) => self.on_join(room, &mut out),
+            Event::Leave => self.on_leave(&mut out),
+            Event::Toggle(kind) => self.on_toggle(kind, &mut out),
+            Event::LocalMedia { audio, video } => self.on_local_media(audio, video, &mut out),
             Event::SignalOpen => {
                 self.link = Link::Up;
                 self.attempt = 0;
                 out.push(Command::Status(Text::ConnectedToRelay));
             }
-            Event::SignalClosed => {
-                let was = self.link;
-                self.link = Link::Down;
-                self.in_room = false;
-                if self.room.is_some() {
-                    // Calls in progress keep their media; peers are replaced after rejoining.
-                    let delay = reconnect_delay(self.attempt);
-                    self.attempt = self.attempt.saturating_add(1);
-                    self.link = Link::Connecting;
-                    out.push(Command::Status(Text::RelayLost {
-                        was_up: was == Link::Up,
-                        seconds: f64::from(delay) / 1000.0,
-                    }));
-                    out.push(Command::ScheduleReconnect(delay));
-                } else {
-                    out.push(Command::Status(Text::Disconnected));
-                }
-            }
+            Event::SignalClosed => self.on_signal_closed(&mut out),
             Event::ReconnectDue => {
                 if self.link == Link::Connecting && self.room.is_some() {
                     out.push(Command::Connect(self.resume_token.clone()));
                 }
             }
             Event::Signal(msg) => self.on_signal(msg, &mut out),
-            Event::NegotiationNeeded(id) => {
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    // Only start an offer from a stable state; a renegotiation wanted during
-                    // one fires again once stable.
-                    if peer.signaling == Signaling::Stable && !peer.making_offer {
-                        peer.making_offer = true;
-                        out.push(Command::CreateOffer(id));
-                    }
-                }
-            }
+            Event::NegotiationNeeded(id) => self.on_negotiation_needed(id, &mut out),
             Event::LocalDescription(id, kind, sdp) => {
-                let Some(peer) = self.peers.get_mut(&id) else {
-                    return out;
-                };
-                if let Some(ufrag) = ice_ufrag(&sdp) {
-                    if peer.local_ufrags.len() == 2 {
-                        peer.local_ufrags.remove(0);
-                    }
-                    peer.local_ufrags.push(ufrag);
-                }
-                match kind {
-                    SdpKind::Offer => {
-                        peer.making_offer = false;
-                        peer.signaling = Signaling::HaveLocalOffer;
-                        out.push(Command::Send(ClientMessage::Offer { target_id: id, sdp }));
-                    }
-                    SdpKind::Answer => {
-                        peer.signaling = Signaling::Stable;
-                        out.push(Command::Send(ClientMessage::Answer { target_id: id, sdp }));
-                    }
-                }
+                self.on_local_description(id, kind, sdp, &mut out)
             }
             Event::RemoteDescriptionSet(id, kind) => {
-                let Some(peer) = self.peers.get_mut(&id) else {
-                    return out;
-                };
-                peer.remote_set = true;
-                for c in peer.pending.drain(..) {
-                    out.push(Command::AddCandidate(id.clone(), c));
-                }
-                match kind {
-                    SdpKind::Offer => out.push(Command::CreateAnswer(id)),
-                    SdpKind::Answer => peer.signaling = Signaling::Stable,
-                }
+                self.on_remote_description_set(id, kind, &mut out)
             }
-            Event::NegotiationFailed(id, why) => {
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.making_offer = false;
-                }
-                out.push(Command::Status(Text::NegotiationFailed {
-                    id: id.to_string(),
-                    why,
-                }));
-            }
+            Event::NegotiationFailed(id, why) => self.on_negotiation_failed(id, why, &mut out),
             Event::LocalCandidate(id, candidate) => {
-                if self.peers.contains_key(&id) && self.link == Link::Up {
-                    let candidate = candidate.unwrap_or_else(null_payload);
-                    out.push(Command::Send(ClientMessage::Candidate {
-                        target_id: id,
-                        candidate,
-                    }));
-                }
+                self.on_local_candidate(id, candidate, &mut out)
             }
-            Event::ChatSend { text, time } => {
-                let name = match (&self.user_name, &self.me) {
-                    (Some(name), _) => name.to_string(),
-                    (None, Some(me)) => format!("peer {me}"),
-                    (None, None) => "you".to_owned(),
-                };
-                let line = ChatLine {
-                    chat: text,
-                    name,
-                    time,
-                };
-                let json = serde_json::to_string(&line).expect("a chat line serializes");
-                // Everyone known in the room: members whose peer connection is not even made
-                // yet (they just joined) get it through the relay too.
-                let members: std::collections::BTreeSet<&ClientId> =
-                    self.peers.keys().chain(self.names.keys()).collect();
-                for id in members {
-                    if self.peers.get(id).is_some_and(|p| p.chat_open) {
-                        out.push(Command::SendChannelData(id.clone(), json.clone()));
-                    } else if self.link == Link::Up && self.in_room {
-                        // Not open yet (or closed): the relay carries it, so nothing is lost.
-                        let content = Payload::from_json(json.clone()).expect("valid JSON");
-                        out.push(Command::Send(ClientMessage::Message {
-                            target_id: Some(id.clone()),
-                            content,
-                        }));
-                    }
-                }
-                out.push(Command::ShowChat {
-                    line,
-                    from: ChatFrom::Me,
-                });
-            }
-            Event::ShareToggle => {
-                self.sharing = !self.sharing;
-                self.budget.set_screen(self.sharing);
-                out.push(if self.sharing {
-                    Command::StartShare
-                } else {
-                    Command::StopShare
-                });
-            }
-            Event::RecordToggle => {
-                self.recording = !self.recording;
-                out.push(if self.recording {
-                    Command::StartRecording
-                } else {
-                    Command::StopRecording
-                });
-            }
+            Event::ChatSend { text, time } => self.on_chat_send(text, time, &mut out),
+            Event::ShareToggle => self.on_share_toggle(&mut out),
+            Event::RecordToggle => self.on_record_toggle(&mut out),
             Event::ShareEnded => {
                 if std::mem::take(&mut self.sharing) {
                     self.budget.set_screen(false);
@@ -960,24 +801,8 @@ impl Core {
                     out.push(Command::StopRecording);
                 }
             }
-            Event::ChatChannel(id, open) => {
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.chat_open = open;
-                    if open {
-                        self.tell_media_state(Some(&id), &mut out);
-                    }
-                }
-            }
-            Event::ChannelData(id, text) => {
-                if let Ok(data) = serde_json::from_str::<PeerData>(&text) {
-                    self.on_peer_data(id, data, &mut out);
-                } else if let Ok(line) = serde_json::from_str::<ChatLine>(&text) {
-                    out.push(Command::ShowChat {
-                        line,
-                        from: ChatFrom::Channel,
-                    });
-                }
-            }
+            Event::ChatChannel(id, open) => self.on_chat_channel(id, open, &mut out),
+            Event::ChannelData(id, text) => self.on_channel_data(id, &text, &mut out),
             Event::SendStats(id, sample) => self.on_send_stats(id, sample, &mut out),
             Event::Viewed(id, view) => self.on_viewed(id, view, &mut out),
             Event::DataSaverToggle => {
@@ -985,44 +810,287 @@ impl Core {
                 self.budget.set_data_saver(on);
                 out.push(Command::ShowDataSaver(on));
             }
-            Event::PeerState(id, link) => {
-                let attempt = self.next_watch();
-                let Some(peer) = self.peers.get_mut(&id) else {
-                    return out;
-                };
-                match link {
-                    PeerLink::Connected => {
-                        peer.restarts = 0;
-                        peer.up = true;
-                        peer.ever_up = true;
-                        // Whatever deadline is pending was for an attempt that succeeded.
-                        peer.attempt = attempt;
-                        out.push(Command::PeerReconnecting(id, false));
-                    }
-                    PeerLink::Disconnected => {
-                        peer.up = false;
-                        // It may come back on its own; if not soon, it is treated as failed.
-                        peer.attempt = attempt;
-                        out.push(Command::PeerReconnecting(id.clone(), true));
-                        out.push(Command::WatchPeer(id, attempt, DISCONNECTED_TIMEOUT_MS));
-                    }
-                    PeerLink::Failed => self.peer_failed(id, &mut out),
-                }
-            }
-            Event::PeerDeadline(id, attempt) => {
-                let due = self
-                    .peers
-                    .get(&id)
-                    .is_some_and(|p| p.attempt == attempt && !p.up);
-                if due {
-                    self.peer_failed(id, &mut out);
-                }
-            }
+            Event::PeerState(id, link) => self.on_peer_link(id, link, &mut out),
+            Event::PeerDeadline(id, attempt) => self.on_peer_deadline(id, attempt, &mut out),
         }
         // The budget shares the uplink among the links there are now.
         self.budget.keep_only(self.peers.keys());
         self.views_told.retain(|id, _| self.peers.contains_key(id));
         out
+    }
+
+    /// The microphone or camera button: the track is turned on or off, the peers told.
+    fn on_toggle(&mut self, kind: MediaKind, out: &mut Vec<Command>) {
+        let on = match kind {
+            MediaKind::Audio => &mut self.mic_on,
+            MediaKind::Video => &mut self.cam_on,
+        };
+        *on = !*on;
+        out.push(Command::SetTrackEnabled(kind, *on));
+        self.tell_media_state(None, out);
+    }
+
+    /// Local media settled: the peers are told which devices there are.
+    fn on_local_media(&mut self, audio: bool, video: bool, out: &mut Vec<Command>) {
+        self.has_media = MediaState {
+            mic: audio,
+            cam: video,
+        };
+        self.tell_media_state(None, out);
+    }
+
+    /// Negotiating with a peer failed: said in the status line.
+    fn on_negotiation_failed(&mut self, id: ClientId, why: String, out: &mut Vec<Command>) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.making_offer = false;
+        }
+        out.push(Command::Status(Text::NegotiationFailed {
+            id: id.to_string(),
+            why,
+        }));
+    }
+
+    /// A local ICE candidate (or the end of them) goes to the peer through the relay.
+    fn on_local_candidate(
+        &mut self,
+        id: ClientId,
+        candidate: Option<Payload>,
+        out: &mut Vec<Command>,
+    ) {
+        if self.peers.contains_key(&id) && self.link == Link::Up {
+            let candidate = candidate.unwrap_or_else(null_payload);
+            out.push(Command::Send(ClientMessage::Candidate {
+                target_id: id,
+                candidate,
+            }));
+        }
+    }
+
+    /// The screen-share button: sharing starts or stops.
+    fn on_share_toggle(&mut self, out: &mut Vec<Command>) {
+        self.sharing = !self.sharing;
+        self.budget.set_screen(self.sharing);
+        out.push(if self.sharing {
+            Command::StartShare
+        } else {
+            Command::StopShare
+        });
+    }
+
+    /// The record button: recording starts or stops.
+    fn on_record_toggle(&mut self, out: &mut Vec<Command>) {
+        self.recording = !self.recording;
+        out.push(if self.recording {
+            Command::StartRecording
+        } else {
+            Command::StopRecording
+        });
+    }
+
+    /// A peer's data channel opened or closed: once open, it is told this page's media.
+    fn on_chat_channel(&mut self, id: ClientId, open: bool, out: &mut Vec<Command>) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.chat_open = open;
+            if open {
+                self.tell_media_state(Some(&id), out);
+            }
+        }
+    }
+
+    /// A connection's deadline passed: if that attempt is still not up, it failed.
+    fn on_peer_deadline(&mut self, id: ClientId, attempt: u32, out: &mut Vec<Command>) {
+        let due = self
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.attempt == attempt && !p.up);
+        if due {
+            self.peer_failed(id, out);
+        }
+    }
+
+    /// Joins `room`: at once when connected (leaving any calls), else once connected.
+    fn on_join(&mut self, room: RoomId, out: &mut Vec<Command>) {
+        self.room = Some(room.clone());
+        match self.link {
+            Link::Up => {
+                self.close_all(out);
+                let password = self.password.clone();
+                out.push(Command::Send(ClientMessage::Join {
+                    room_id: room,
+                    password,
+                }));
+            }
+            Link::Down => {
+                self.link = Link::Connecting;
+                out.push(Command::Status(Text::Connecting));
+                out.push(Command::Connect(None));
+            }
+            Link::Connecting => {}
+        }
+    }
+
+    /// Leaves the room and ends every call.
+    fn on_leave(&mut self, out: &mut Vec<Command>) {
+        if let Some(room) = self.room.take() {
+            if self.link == Link::Up && self.in_room {
+                out.push(Command::Send(ClientMessage::Leave {
+                    room_id: Some(room),
+                }));
+            }
+        }
+        self.in_room = false;
+        self.close_all(out);
+        out.push(Command::Status(Text::LeftCall));
+    }
+
+    /// The signaling socket closed: in a room, reconnect after a growing delay.
+    fn on_signal_closed(&mut self, out: &mut Vec<Command>) {
+        let was = self.link;
+        self.link = Link::Down;
+        self.in_room = false;
+        if self.room.is_some() {
+            // Calls in progress keep their media; peers are replaced after rejoining.
+            let delay = reconnect_delay(self.attempt);
+            self.attempt = self.attempt.saturating_add(1);
+            self.link = Link::Connecting;
+            out.push(Command::Status(Text::RelayLost {
+                was_up: was == Link::Up,
+                seconds: f64::from(delay) / 1000.0,
+            }));
+            out.push(Command::ScheduleReconnect(delay));
+        } else {
+            out.push(Command::Status(Text::Disconnected));
+        }
+    }
+
+    /// A peer connection wants (re)negotiation: an offer, when stable.
+    fn on_negotiation_needed(&mut self, id: ClientId, out: &mut Vec<Command>) {
+        if let Some(peer) = self.peers.get_mut(&id) {
+            // Only start an offer from a stable state; a renegotiation wanted during
+            // one fires again once stable.
+            if peer.signaling == Signaling::Stable && !peer.making_offer {
+                peer.making_offer = true;
+                out.push(Command::CreateOffer(id));
+            }
+        }
+    }
+
+    /// A local description is set: it is sent, and its ICE user fragment kept.
+    fn on_local_description(
+        &mut self,
+        id: ClientId,
+        kind: SdpKind,
+        sdp: Payload,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Some(ufrag) = ice_ufrag(&sdp) {
+            if peer.local_ufrags.len() == 2 {
+                peer.local_ufrags.remove(0);
+            }
+            peer.local_ufrags.push(ufrag);
+        }
+        match kind {
+            SdpKind::Offer => {
+                peer.making_offer = false;
+                peer.signaling = Signaling::HaveLocalOffer;
+                out.push(Command::Send(ClientMessage::Offer { target_id: id, sdp }));
+            }
+            SdpKind::Answer => {
+                peer.signaling = Signaling::Stable;
+                out.push(Command::Send(ClientMessage::Answer { target_id: id, sdp }));
+            }
+        }
+    }
+
+    /// A remote description is applied: buffered candidates follow, an offer is answered.
+    fn on_remote_description_set(&mut self, id: ClientId, kind: SdpKind, out: &mut Vec<Command>) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.remote_set = true;
+        for c in peer.pending.drain(..) {
+            out.push(Command::AddCandidate(id.clone(), c));
+        }
+        match kind {
+            SdpKind::Offer => out.push(Command::CreateAnswer(id)),
+            SdpKind::Answer => peer.signaling = Signaling::Stable,
+        }
+    }
+
+    /// Sends a chat line to everyone in the room (data channel, else the relay) and shows it.
+    fn on_chat_send(&mut self, text: String, time: f64, out: &mut Vec<Command>) {
+        let name = match (&self.user_name, &self.me) {
+            (Some(name), _) => name.to_string(),
+            (None, Some(me)) => format!("peer {me}"),
+            (None, None) => "you".to_owned(),
+        };
+        let line = ChatLine {
+            chat: text,
+            name,
+            time,
+        };
+        let json = serde_json::to_string(&line).expect("a chat line serializes");
+        // Everyone known in the room: members whose peer connection is not even made
+        // yet (they just joined) get it through the relay too.
+        let members: std::collections::BTreeSet<&ClientId> =
+            self.peers.keys().chain(self.names.keys()).collect();
+        for id in members {
+            if self.peers.get(id).is_some_and(|p| p.chat_open) {
+                out.push(Command::SendChannelData(id.clone(), json.clone()));
+            } else if self.link == Link::Up && self.in_room {
+                // Not open yet (or closed): the relay carries it, so nothing is lost.
+                let content = Payload::from_json(json.clone()).expect("valid JSON");
+                out.push(Command::Send(ClientMessage::Message {
+                    target_id: Some(id.clone()),
+                    content,
+                }));
+            }
+        }
+        out.push(Command::ShowChat {
+            line,
+            from: ChatFrom::Me,
+        });
+    }
+
+    /// A message on a peer's data channel: peer data, or a chat line.
+    fn on_channel_data(&mut self, id: ClientId, text: &str, out: &mut Vec<Command>) {
+        if let Ok(data) = serde_json::from_str::<PeerData>(text) {
+            self.on_peer_data(id, data, out);
+        } else if let Ok(line) = serde_json::from_str::<ChatLine>(text) {
+            out.push(Command::ShowChat {
+                line,
+                from: ChatFrom::Channel,
+            });
+        }
+    }
+
+    /// A peer connection's state changed: up, reconnecting (with a deadline), or failed.
+    fn on_peer_link(&mut self, id: ClientId, link: PeerLink, out: &mut Vec<Command>) {
+        let attempt = self.next_watch();
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match link {
+            PeerLink::Connected => {
+                peer.restarts = 0;
+                peer.up = true;
+                peer.ever_up = true;
+                // Whatever deadline is pending was for an attempt that succeeded.
+                peer.attempt = attempt;
+                out.push(Command::PeerReconnecting(id, false));
+            }
+            PeerLink::Disconnected => {
+                peer.up = false;
+                // It may come back on its own; if not soon, it is treated as failed.
+                peer.attempt = attempt;
+                out.push(Command::PeerReconnecting(id.clone(), true));
+                out.push(Command::WatchPeer(id, attempt, DISCONNECTED_TIMEOUT_MS));
+            }
+            PeerLink::Failed => self.peer_failed(id, out),
+        }
     }
 
     /// A link was sampled: its tile shows what it sends, and the budget is evaluated when due.
