@@ -420,71 +420,8 @@ impl App {
                     self.drive(event);
                 }
             }
-            AppEvent::Media(result) => {
-                self.media_settled = true;
-                match result {
-                    Ok(stream) => {
-                        self.ui.show_local(&stream);
-                        let kinds: Vec<String> =
-                            media::tracks(&stream).iter().map(|t| t.kind()).collect();
-                        self.drive(Event::LocalMedia {
-                            audio: kinds.iter().any(|k| k == "audio"),
-                            video: kinds.iter().any(|k| k == "video"),
-                        });
-                        self.local = Some(stream);
-                        self.start_meter();
-                        self.ui.mark("data-media", "ok");
-                        // Labels are only listed once permission is granted.
-                        self.events.send(AppEvent::DevicesChanged);
-                    }
-                    Err(e) => {
-                        self.drive(Event::LocalMedia {
-                            audio: false,
-                            video: false,
-                        });
-                        if let Text::MediaFailed(why, _) = media::explain(&e) {
-                            self.ui.show_media_help(why);
-                        }
-                        self.ui.set_notice(media::explain(&e));
-                        self.ui.disable_media_controls();
-                        self.ui.mark("data-media", "none");
-                    }
-                }
-                if let Some(room) = self.join_waiting.take() {
-                    self.drive(Event::Join(room));
-                }
-            }
-            AppEvent::JoinClicked => {
-                let name = self.ui.name();
-                if let Some(name) = &name {
-                    store_name(name);
-                }
-                let name = name.and_then(|n| UserId::new(n).ok());
-                for command in self.core.set_user_name(name) {
-                    if let Err(e) = self.execute(command) {
-                        self.show(&e);
-                    }
-                }
-                let room = self.ui.room();
-                self.core.set_password(self.ui.password());
-                match RoomId::new(room.as_str()) {
-                    Ok(room_id) => {
-                        self.ui.stamp("data-join-at");
-                        if let Err(e) = dom::set_url_room(&room) {
-                            self.show(&e);
-                        }
-                        self.ui.set_in_call(true);
-                        self.meter = None;
-                        if self.media_settled {
-                            self.drive(Event::Join(room_id));
-                        } else {
-                            self.ui.set_status(Text::WaitingForMedia);
-                            self.join_waiting = Some(room_id);
-                        }
-                    }
-                    Err(e) => self.ui.set_notice(Text::BadRoom(e.to_string())),
-                }
-            }
+            AppEvent::Media(result) => self.on_media(result),
+            AppEvent::JoinClicked => self.on_join_clicked(),
             AppEvent::LeaveClicked => {
                 self.join_waiting = None;
                 self.ui.set_in_call(false);
@@ -493,31 +430,7 @@ impl App {
             }
             AppEvent::CopyLink => self.copy_link(),
             AppEvent::Toggle(kind) => self.drive(Event::Toggle(kind)),
-            AppEvent::Screen(Ok(stream)) => {
-                let Some(track) = media::tracks(&stream)
-                    .into_iter()
-                    .find(|t| t.kind() == "video")
-                else {
-                    return self.drive(Event::ShareEnded);
-                };
-                // Text and lines stay sharp: the encoder favours detail over motion.
-                let _ = js_sys::Reflect::set(
-                    track.as_ref(),
-                    &JsValue::from_str("contentHint"),
-                    &JsValue::from_str("detail"),
-                );
-                // The browser's own "stop sharing" control ends the track.
-                let events = self.events.clone();
-                let ended = listener::Listener::new(track.as_ref(), "ended", move |_| {
-                    events.send(AppEvent::Core(Event::ShareEnded));
-                });
-                for peer in self.peers.values() {
-                    peer.send_track(&track, &stream);
-                }
-                self.ui.show_local(&stream);
-                self.ui.set_sharing(true);
-                self.screen = Some((stream, ended));
-            }
+            AppEvent::Screen(Ok(stream)) => self.on_screen(stream),
             AppEvent::Screen(Err(e)) => {
                 self.ui.set_notice(share_failure(&e));
                 self.drive(Event::ShareEnded);
@@ -531,25 +444,7 @@ impl App {
                     }
                 });
             }
-            AppEvent::Devices(cameras, mics) => {
-                let current = |kind: MediaKind| {
-                    let local = self.local.as_ref()?;
-                    let track = media::tracks(local)
-                        .into_iter()
-                        .find(|t| t.kind() == devices::kind_name(kind))?;
-                    devices::device_of(&track)
-                };
-                self.ui.show_devices(
-                    MediaKind::Video,
-                    &cameras,
-                    current(MediaKind::Video).as_deref(),
-                );
-                self.ui.show_devices(
-                    MediaKind::Audio,
-                    &mics,
-                    current(MediaKind::Audio).as_deref(),
-                );
-            }
+            AppEvent::Devices(cameras, mics) => self.on_devices(cameras, mics),
             AppEvent::DeviceChosen(kind, id) => {
                 let events = self.events.clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -559,31 +454,7 @@ impl App {
                     }
                 });
             }
-            AppEvent::DeviceTrack(kind, track) => {
-                let Some(local) = &self.local else {
-                    return track.stop();
-                };
-                // The new device keeps the mute or camera-off state.
-                track.set_enabled(self.core.media_on(kind));
-                for old in media::tracks(local)
-                    .into_iter()
-                    .filter(|t| t.kind() == track.kind())
-                {
-                    local.remove_track(&old);
-                    old.stop();
-                }
-                local.add_track(&track);
-                let sharing_screen = kind == MediaKind::Video && self.screen.is_some();
-                if !sharing_screen {
-                    for peer in self.peers.values() {
-                        peer.send_track(&track, local);
-                    }
-                }
-                self.ui.show_local(local);
-                if kind == MediaKind::Audio && self.meter.is_some() {
-                    self.start_meter();
-                }
-            }
+            AppEvent::DeviceTrack(kind, track) => self.on_device_track(kind, track),
             AppEvent::RecordingProgress(bytes) => {
                 if self
                     .recording
@@ -616,20 +487,7 @@ impl App {
                     });
                 }
             }
-            AppEvent::Stats(id, sample, send) => {
-                let Some(peer) = self.peers.get_mut(&id).filter(|p| !p.failed()) else {
-                    return;
-                };
-                let speaking = peer.show_sample(sample);
-                let (height, focused) = peer.view();
-                let view = crate::core::budget::View {
-                    height,
-                    focused,
-                    speaking,
-                };
-                self.drive(Event::Viewed(id.clone(), view));
-                self.drive(Event::SendStats(id, send));
-            }
+            AppEvent::Stats(id, sample, send) => self.on_stats(id, sample, send),
             AppEvent::ChatSubmit => {
                 if let Some(text) = self.ui.take_chat_input() {
                     self.drive(Event::ChatSend {
@@ -649,6 +507,170 @@ impl App {
                 }
             }
         }
+    }
+
+    /// getUserMedia settled: the preview, the meter and the pickers, or why there is no media.
+    fn on_media(&mut self, result: Result<MediaStream, WebError>) {
+        self.media_settled = true;
+        match result {
+            Ok(stream) => {
+                self.ui.show_local(&stream);
+                let kinds: Vec<String> = media::tracks(&stream).iter().map(|t| t.kind()).collect();
+                self.drive(Event::LocalMedia {
+                    audio: kinds.iter().any(|k| k == "audio"),
+                    video: kinds.iter().any(|k| k == "video"),
+                });
+                self.local = Some(stream);
+                self.start_meter();
+                self.ui.mark("data-media", "ok");
+                // Labels are only listed once permission is granted.
+                self.events.send(AppEvent::DevicesChanged);
+            }
+            Err(e) => {
+                self.drive(Event::LocalMedia {
+                    audio: false,
+                    video: false,
+                });
+                if let Text::MediaFailed(why, _) = media::explain(&e) {
+                    self.ui.show_media_help(why);
+                }
+                self.ui.set_notice(media::explain(&e));
+                self.ui.disable_media_controls();
+                self.ui.mark("data-media", "none");
+            }
+        }
+        if let Some(room) = self.join_waiting.take() {
+            self.drive(Event::Join(room));
+        }
+    }
+
+    /// The Join button: the name is kept, the room checked, and the call joined (once media settled).
+    fn on_join_clicked(&mut self) {
+        let name = self.ui.name();
+        if let Some(name) = &name {
+            store_name(name);
+        }
+        let name = name.and_then(|n| UserId::new(n).ok());
+        for command in self.core.set_user_name(name) {
+            if let Err(e) = self.execute(command) {
+                self.show(&e);
+            }
+        }
+        let room = self.ui.room();
+        self.core.set_password(self.ui.password());
+        match RoomId::new(room.as_str()) {
+            Ok(room_id) => {
+                self.ui.stamp("data-join-at");
+                if let Err(e) = dom::set_url_room(&room) {
+                    self.show(&e);
+                }
+                self.ui.set_in_call(true);
+                self.meter = None;
+                if self.media_settled {
+                    self.drive(Event::Join(room_id));
+                } else {
+                    self.ui.set_status(Text::WaitingForMedia);
+                    self.join_waiting = Some(room_id);
+                }
+            }
+            Err(e) => self.ui.set_notice(Text::BadRoom(e.to_string())),
+        }
+    }
+
+    /// A screen to share: sent on every connection instead of the camera.
+    fn on_screen(&mut self, stream: MediaStream) {
+        let Some(track) = media::tracks(&stream)
+            .into_iter()
+            .find(|t| t.kind() == "video")
+        else {
+            return self.drive(Event::ShareEnded);
+        };
+        // Text and lines stay sharp: the encoder favours detail over motion.
+        let _ = js_sys::Reflect::set(
+            track.as_ref(),
+            &JsValue::from_str("contentHint"),
+            &JsValue::from_str("detail"),
+        );
+        // The browser's own "stop sharing" control ends the track.
+        let events = self.events.clone();
+        let ended = listener::Listener::new(track.as_ref(), "ended", move |_| {
+            events.send(AppEvent::Core(Event::ShareEnded));
+        });
+        for peer in self.peers.values() {
+            peer.send_track(&track, &stream);
+        }
+        self.ui.show_local(&stream);
+        self.ui.set_sharing(true);
+        self.screen = Some((stream, ended));
+    }
+
+    /// The device lists: shown in the pickers, the devices in use selected.
+    fn on_devices(&mut self, cameras: Vec<devices::Device>, mics: Vec<devices::Device>) {
+        let current = |kind: MediaKind| {
+            let local = self.local.as_ref()?;
+            let track = media::tracks(local)
+                .into_iter()
+                .find(|t| t.kind() == devices::kind_name(kind))?;
+            devices::device_of(&track)
+        };
+        self.ui.show_devices(
+            MediaKind::Video,
+            &cameras,
+            current(MediaKind::Video).as_deref(),
+        );
+        self.ui.show_devices(
+            MediaKind::Audio,
+            &mics,
+            current(MediaKind::Audio).as_deref(),
+        );
+    }
+
+    /// A picked device's track: it replaces the old one in the preview and on every connection.
+    fn on_device_track(&mut self, kind: MediaKind, track: MediaStreamTrack) {
+        let Some(local) = &self.local else {
+            return track.stop();
+        };
+        // The new device keeps the mute or camera-off state.
+        track.set_enabled(self.core.media_on(kind));
+        for old in media::tracks(local)
+            .into_iter()
+            .filter(|t| t.kind() == track.kind())
+        {
+            local.remove_track(&old);
+            old.stop();
+        }
+        local.add_track(&track);
+        let sharing_screen = kind == MediaKind::Video && self.screen.is_some();
+        if !sharing_screen {
+            for peer in self.peers.values() {
+                peer.send_track(&track, local);
+            }
+        }
+        self.ui.show_local(local);
+        if kind == MediaKind::Audio && self.meter.is_some() {
+            self.start_meter();
+        }
+    }
+
+    /// A connection's statistics: shown on its tile, and given to the core.
+    fn on_stats(
+        &mut self,
+        id: ClientId,
+        sample: crate::stats::Sample,
+        send: crate::core::budget::SendSample,
+    ) {
+        let Some(peer) = self.peers.get_mut(&id).filter(|p| !p.failed()) else {
+            return;
+        };
+        let speaking = peer.show_sample(sample);
+        let (height, focused) = peer.view();
+        let view = crate::core::budget::View {
+            height,
+            focused,
+            speaking,
+        };
+        self.drive(Event::Viewed(id.clone(), view));
+        self.drive(Event::SendStats(id, send));
     }
 
     /// Shows the local microphone's level on the pre-join screen (again after a new
@@ -677,71 +699,14 @@ impl App {
 
     fn execute(&mut self, command: Command) -> Result<(), WebError> {
         match command {
-            Command::Connect(resume) => {
-                self.generation += 1;
-                let url = match resume {
-                    Some(token) => {
-                        let sep = if self.config.signal_url.contains('?') {
-                            '&'
-                        } else {
-                            '?'
-                        };
-                        format!("{}{sep}resume={token}", self.config.signal_url)
-                    }
-                    None => self.config.signal_url.clone(),
-                };
-                // Replacing the old socket (if any) closes it; its late events are ignored.
-                match signal::open(&url, self.generation, &self.events) {
-                    Ok(tx) => self.signal = Some(tx),
-                    Err(e) => {
-                        self.show(&e);
-                        let generation = self.generation;
-                        self.events
-                            .send(AppEvent::Signal(generation, Event::SignalClosed));
-                    }
-                }
-            }
-            Command::ScheduleReconnect(ms) => {
-                let events = self.events.clone();
-                let callback = Closure::<dyn FnMut()>::new(move || {
-                    events.send(AppEvent::Core(Event::ReconnectDue));
-                });
-                let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
-                window
-                    .set_timeout_with_callback_and_timeout_and_arguments_0(
-                        wasm_bindgen::JsCast::unchecked_ref(callback.as_ref()),
-                        i32::try_from(ms).unwrap_or(i32::MAX),
-                    )
-                    .map_err(js("setTimeout"))?;
-                self.reconnect = Some(callback);
-            }
+            Command::Connect(resume) => self.connect(resume)?,
+            Command::ScheduleReconnect(ms) => self.schedule_reconnect(ms)?,
             Command::Send(msg) => {
                 if let Some(signal) = &self.signal {
                     signal.send(&msg);
                 }
             }
-            Command::CreatePeer { id, label, offerer } => {
-                let mut peer = Peer::new(
-                    &id,
-                    label,
-                    offerer,
-                    self.local.as_ref(),
-                    &self.config.ice_servers,
-                    &self.ui.grid,
-                    &self.events,
-                )?;
-                peer.render(self.ui.lang());
-                if self.config.relay_only {
-                    peer.relay_only(&self.config.ice_servers)?;
-                }
-                if offerer {
-                    if let Some((screen, _)) = &self.screen {
-                        send_screen(&peer, screen);
-                    }
-                }
-                self.peers.insert(id, peer);
-                self.ui.update_grid();
-            }
+            Command::CreatePeer { id, label, offerer } => self.create_peer(id, label, offerer)?,
             Command::ClosePeer(id) => {
                 self.peers.remove(&id);
                 self.ui.update_grid();
@@ -749,110 +714,13 @@ impl App {
             Command::CreateOffer(id) => self.local_description(id, SdpKind::Offer),
             Command::CreateAnswer(id) => self.local_description(id, SdpKind::Answer),
             Command::SetRemoteDescription(id, kind, payload) => {
-                let Some(peer) = self.peers.get_mut(&id) else {
-                    return Ok(());
-                };
-                let sdp = peer::description_sdp(&payload).ok_or_else(|| {
-                    WebError::new("setRemoteDescription", "no SDP in the message")
-                })?;
-                let pc = peer.pc().clone();
-                let events = self.events.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    let event = match peer::set_remote_description(&pc, kind, &sdp).await {
-                        Ok(()) => Event::RemoteDescriptionSet(id, kind),
-                        Err(e) => Event::NegotiationFailed(id, e.to_string()),
-                    };
-                    events.send(AppEvent::Core(event));
-                });
+                self.set_remote_description(id, kind, payload)?
             }
-            Command::AddCandidate(id, payload) => {
-                let Some(peer) = self.peers.get(&id) else {
-                    return Ok(());
-                };
-                let pc = peer.pc().clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    // A candidate can fail to apply after an ignored glare offer or for a
-                    // transport that is gone; perfect negotiation expects and ignores that.
-                    if let Err(e) = peer::add_candidate(&pc, &payload).await {
-                        web_sys::console::debug_1(&JsValue::from_str(&e.to_string()));
-                    }
-                });
-            }
-            Command::SetTrackEnabled(kind, on) => {
-                if let Some(stream) = &self.local {
-                    for track in media::tracks(stream) {
-                        let matches = match kind {
-                            MediaKind::Audio => track.kind() == "audio",
-                            MediaKind::Video => track.kind() == "video",
-                        };
-                        if matches {
-                            track.set_enabled(on);
-                        }
-                    }
-                }
-                self.ui.set_media_on(kind, on);
-            }
-            Command::StartShare => {
-                // A browser without the API (or refusing at once) ends the same way as a
-                // refusal later: the page says why and the core leaves sharing.
-                let promise = match display_media() {
-                    Ok(promise) => promise,
-                    Err(e) => {
-                        self.events.send(AppEvent::Screen(Err(e)));
-                        return Ok(());
-                    }
-                };
-                let events = self.events.clone();
-                wasm_bindgen_futures::spawn_local(async move {
-                    let result = error::await_promise("getDisplayMedia", promise)
-                        .await
-                        .and_then(|s| {
-                            wasm_bindgen::JsCast::dyn_into::<MediaStream>(s)
-                                .map_err(js("getDisplayMedia"))
-                        });
-                    events.send(AppEvent::Screen(result));
-                });
-            }
-            Command::StopShare => {
-                if let Some((screen, _ended)) = self.screen.take() {
-                    for track in media::tracks(&screen) {
-                        track.stop();
-                    }
-                }
-                if let Some(local) = &self.local {
-                    if let Some(camera) = media::tracks(local)
-                        .into_iter()
-                        .find(|t| t.kind() == "video")
-                    {
-                        for peer in self.peers.values() {
-                            peer.send_track(&camera, local);
-                        }
-                    }
-                    self.ui.show_local(local);
-                }
-                self.ui.set_sharing(false);
-            }
-            Command::StartRecording => {
-                // A recording that cannot start is told back: the core leaves recording, and
-                // the next click starts again.
-                let Some(local) = &self.local else {
-                    self.ui.set_notice(Text::NothingToRecord);
-                    self.events.send(AppEvent::Core(Event::RecordingEnded));
-                    return Ok(());
-                };
-                let remote_audio: Vec<_> =
-                    self.peers.values().flat_map(|p| p.remote_audio()).collect();
-                match record::Recording::start(local, &remote_audio, &self.events) {
-                    Ok(recording) => {
-                        self.recording = Some(recording);
-                        self.ui.set_recording(true);
-                    }
-                    Err(e) => {
-                        self.show(&e);
-                        self.events.send(AppEvent::Core(Event::RecordingEnded));
-                    }
-                }
-            }
+            Command::AddCandidate(id, payload) => self.add_candidate(id, payload)?,
+            Command::SetTrackEnabled(kind, on) => self.set_track_enabled(kind, on)?,
+            Command::StartShare => self.start_share()?,
+            Command::StopShare => self.stop_share()?,
+            Command::StartRecording => self.start_recording()?,
             Command::StopRecording => {
                 let running = self.recording.as_ref().filter(|r| r.is_recording());
                 if let Some(recording) = running {
@@ -917,6 +785,205 @@ impl App {
                 if let Some(me) = self.core.me() {
                     self.ui.mark("data-client-id", me.as_str());
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the signaling socket (resuming with the token when there is one).
+    fn connect(&mut self, resume: Option<String>) -> Result<(), WebError> {
+        self.generation += 1;
+        let url = match resume {
+            Some(token) => {
+                let sep = if self.config.signal_url.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
+                format!("{}{sep}resume={token}", self.config.signal_url)
+            }
+            None => self.config.signal_url.clone(),
+        };
+        // Replacing the old socket (if any) closes it; its late events are ignored.
+        match signal::open(&url, self.generation, &self.events) {
+            Ok(tx) => self.signal = Some(tx),
+            Err(e) => {
+                self.show(&e);
+                let generation = self.generation;
+                self.events
+                    .send(AppEvent::Signal(generation, Event::SignalClosed));
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls the core back after `ms` to reconnect.
+    fn schedule_reconnect(&mut self, ms: u32) -> Result<(), WebError> {
+        let events = self.events.clone();
+        let callback = Closure::<dyn FnMut()>::new(move || {
+            events.send(AppEvent::Core(Event::ReconnectDue));
+        });
+        let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
+        window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(
+                wasm_bindgen::JsCast::unchecked_ref(callback.as_ref()),
+                i32::try_from(ms).unwrap_or(i32::MAX),
+            )
+            .map_err(js("setTimeout"))?;
+        self.reconnect = Some(callback);
+        Ok(())
+    }
+
+    /// Creates a peer connection and its tile.
+    fn create_peer(
+        &mut self,
+        id: ClientId,
+        label: crate::i18n::Who,
+        offerer: bool,
+    ) -> Result<(), WebError> {
+        let mut peer = Peer::new(
+            &id,
+            label,
+            offerer,
+            self.local.as_ref(),
+            &self.config.ice_servers,
+            &self.ui.grid,
+            &self.events,
+        )?;
+        peer.render(self.ui.lang());
+        if self.config.relay_only {
+            peer.relay_only(&self.config.ice_servers)?;
+        }
+        if offerer {
+            if let Some((screen, _)) = &self.screen {
+                send_screen(&peer, screen);
+            }
+        }
+        self.peers.insert(id, peer);
+        self.ui.update_grid();
+        Ok(())
+    }
+
+    /// Applies a remote description, reporting the outcome to the core.
+    fn set_remote_description(
+        &mut self,
+        id: ClientId,
+        kind: SdpKind,
+        payload: protocol::Payload,
+    ) -> Result<(), WebError> {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return Ok(());
+        };
+        let sdp = peer::description_sdp(&payload)
+            .ok_or_else(|| WebError::new("setRemoteDescription", "no SDP in the message"))?;
+        let pc = peer.pc().clone();
+        let events = self.events.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let event = match peer::set_remote_description(&pc, kind, &sdp).await {
+                Ok(()) => Event::RemoteDescriptionSet(id, kind),
+                Err(e) => Event::NegotiationFailed(id, e.to_string()),
+            };
+            events.send(AppEvent::Core(event));
+        });
+        Ok(())
+    }
+
+    /// Adds a remote ICE candidate.
+    fn add_candidate(&mut self, id: ClientId, payload: protocol::Payload) -> Result<(), WebError> {
+        let Some(peer) = self.peers.get(&id) else {
+            return Ok(());
+        };
+        let pc = peer.pc().clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            // A candidate can fail to apply after an ignored glare offer or for a
+            // transport that is gone; perfect negotiation expects and ignores that.
+            if let Err(e) = peer::add_candidate(&pc, &payload).await {
+                web_sys::console::debug_1(&JsValue::from_str(&e.to_string()));
+            }
+        });
+        Ok(())
+    }
+
+    /// Turns the local tracks of a kind on or off.
+    fn set_track_enabled(&mut self, kind: MediaKind, on: bool) -> Result<(), WebError> {
+        if let Some(stream) = &self.local {
+            for track in media::tracks(stream) {
+                let matches = match kind {
+                    MediaKind::Audio => track.kind() == "audio",
+                    MediaKind::Video => track.kind() == "video",
+                };
+                if matches {
+                    track.set_enabled(on);
+                }
+            }
+        }
+        self.ui.set_media_on(kind, on);
+        Ok(())
+    }
+
+    /// Asks the browser for a screen to share.
+    fn start_share(&mut self) -> Result<(), WebError> {
+        // A browser without the API (or refusing at once) ends the same way as a
+        // refusal later: the page says why and the core leaves sharing.
+        let promise = match display_media() {
+            Ok(promise) => promise,
+            Err(e) => {
+                self.events.send(AppEvent::Screen(Err(e)));
+                return Ok(());
+            }
+        };
+        let events = self.events.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = error::await_promise("getDisplayMedia", promise)
+                .await
+                .and_then(|s| {
+                    wasm_bindgen::JsCast::dyn_into::<MediaStream>(s).map_err(js("getDisplayMedia"))
+                });
+            events.send(AppEvent::Screen(result));
+        });
+        Ok(())
+    }
+
+    /// Stops sharing and sends the camera again.
+    fn stop_share(&mut self) -> Result<(), WebError> {
+        if let Some((screen, _ended)) = self.screen.take() {
+            for track in media::tracks(&screen) {
+                track.stop();
+            }
+        }
+        if let Some(local) = &self.local {
+            if let Some(camera) = media::tracks(local)
+                .into_iter()
+                .find(|t| t.kind() == "video")
+            {
+                for peer in self.peers.values() {
+                    peer.send_track(&camera, local);
+                }
+            }
+            self.ui.show_local(local);
+        }
+        self.ui.set_sharing(false);
+        Ok(())
+    }
+
+    /// Starts recording the call, or tells the core it could not.
+    fn start_recording(&mut self) -> Result<(), WebError> {
+        // A recording that cannot start is told back: the core leaves recording, and
+        // the next click starts again.
+        let Some(local) = &self.local else {
+            self.ui.set_notice(Text::NothingToRecord);
+            self.events.send(AppEvent::Core(Event::RecordingEnded));
+            return Ok(());
+        };
+        let remote_audio: Vec<_> = self.peers.values().flat_map(|p| p.remote_audio()).collect();
+        match record::Recording::start(local, &remote_audio, &self.events) {
+            Ok(recording) => {
+                self.recording = Some(recording);
+                self.ui.set_recording(true);
+            }
+            Err(e) => {
+                self.show(&e);
+                self.events.send(AppEvent::Core(Event::RecordingEnded));
             }
         }
         Ok(())

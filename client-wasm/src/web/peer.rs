@@ -66,124 +66,11 @@ impl Peer {
             .ok_or_else(|| WebError::new("document", "none"))?;
         let (tile, video, name_line, stats_line, media_line) = make_tile(&document, id)?;
 
-        let mut listeners = Vec::new();
-        let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
-        {
-            let (id, events) = (id.clone(), events.clone());
-            listeners.push(on(
-                "icecandidate",
-                Box::new(move |ev| {
-                    let ev: RtcPeerConnectionIceEvent = ev.unchecked_into();
-                    let candidate = ev.candidate().and_then(|c| candidate_payload(&c.to_json()));
-                    events.send(AppEvent::Core(Event::LocalCandidate(id.clone(), candidate)));
-                }),
-            ));
-        }
-        {
-            let (id, events) = (id.clone(), events.clone());
-            listeners.push(on(
-                "negotiationneeded",
-                Box::new(move |_| {
-                    events.send(AppEvent::Core(Event::NegotiationNeeded(id.clone())));
-                }),
-            ));
-        }
-        {
-            let (id, events, pc2) = (id.clone(), events.clone(), pc.clone());
-            listeners.push(on(
-                "connectionstatechange",
-                Box::new(move |_| {
-                    let link = match pc2.connection_state() {
-                        RtcPeerConnectionState::Connected => PeerLink::Connected,
-                        RtcPeerConnectionState::Disconnected => PeerLink::Disconnected,
-                        RtcPeerConnectionState::Failed => PeerLink::Failed,
-                        _ => return,
-                    };
-                    events.send(AppEvent::Core(Event::PeerState(id.clone(), link)));
-                }),
-            ));
-        }
-        {
-            let (video, events) = (video.clone(), events.clone());
-            listeners.push(on(
-                "track",
-                Box::new(move |ev| {
-                    let ev: RtcTrackEvent = ev.unchecked_into();
-                    let stream = match ev.streams().get(0).dyn_into::<MediaStream>() {
-                        Ok(stream) => stream,
-                        Err(_) => match video.src_object() {
-                            Some(stream) => stream,
-                            None => match MediaStream::new() {
-                                Ok(stream) => stream,
-                                Err(e) => {
-                                    events
-                                        .send(AppEvent::Error(WebError::from_js("MediaStream", e)));
-                                    return;
-                                }
-                            },
-                        },
-                    };
-                    if !stream.get_tracks().includes(&ev.track(), 0) {
-                        stream.add_track(&ev.track());
-                    }
-                    if video.src_object().as_ref() != Some(&stream) {
-                        video.set_src_object(Some(&stream));
-                    }
-                    play(&video, &events);
-                }),
-            ));
-        }
-        // The first decoded frame gives the video its size: mark the tile as playing, with the
-        // time, for people (CSS) and for the end-to-end tests and the set-up benchmark.
-        for kind in ["loadeddata", "resize"] {
-            let (v, tile) = (video.clone(), tile.clone());
-            listeners.push(Listener::new(video.as_ref(), kind, move |_| {
-                if v.video_width() > 0 && !tile.has_attribute("data-playing") {
-                    let _ = tile.set_attribute("data-playing", "true");
-                    let _ =
-                        tile.set_attribute("data-first-frame-at", &js_sys::Date::now().to_string());
-                }
-            }));
-        }
-
-        let init = web_sys::RtcDataChannelInit::new();
-        init.set_negotiated(true);
-        init.set_id(0);
-        let chat = pc.create_data_channel_with_data_channel_dict("chat", &init);
-        for (kind, open) in [("open", true), ("close", false)] {
-            let (id, events, tile) = (id.clone(), events.clone(), tile.clone());
-            listeners.push(Listener::new(chat.as_ref(), kind, move |_| {
-                // The tile says whether chat goes peer to peer (`data-chat`).
-                let _ = tile.set_attribute("data-chat", kind);
-                events.send(AppEvent::Core(Event::ChatChannel(id.clone(), open)));
-            }));
-        }
-        {
-            let (id, events) = (id.clone(), events.clone());
-            listeners.push(Listener::new(chat.as_ref(), "message", move |ev| {
-                let ev: web_sys::MessageEvent = ev.unchecked_into();
-                if let Some(text) = ev.data().as_string() {
-                    events.send(AppEvent::Core(Event::ChannelData(id.clone(), text)));
-                }
-            }));
-        }
-
-        // A click focuses the tile (large, the others small); another click unfocuses.
-        {
-            let (tile2, grid2) = (tile.clone(), grid.clone());
-            listeners.push(Listener::new(tile.as_ref(), "click", move |_| {
-                let focused = !tile2.has_attribute("data-focused");
-                if let Ok(all) = grid2.query_selector_all(".tile[data-focused]") {
-                    for i in 0..all.length() {
-                        if let Some(el) = all.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
-                            let _ = el.remove_attribute("data-focused");
-                        }
-                    }
-                }
-                let _ = tile2.toggle_attribute_with_force("data-focused", focused);
-                let _ = grid2.toggle_attribute_with_force("data-focus", focused);
-            }));
-        }
+        let mut listeners = connection_listeners(&pc, id, events);
+        listeners.extend(media_listeners(&pc, &video, &tile, events));
+        let (chat, chat_listeners) = chat_channel(&pc, id, &tile, events);
+        listeners.extend(chat_listeners);
+        listeners.push(focus_on_click(&tile, grid));
         grid.append_child(&tile).map_err(js("appendChild"))?;
         let mut peer = Peer {
             pc,
@@ -606,6 +493,151 @@ fn encode_audio(sender: &web_sys::RtcRtpSender, kbps: u32) -> Result<(), WebErro
             "maxBitrate",
             &JsValue::from_f64(f64::from(kbps) * 1000.0),
         )
+    })
+}
+
+/// What the connection tells the core: its ICE candidates, that it needs negotiating, and
+/// its state.
+fn connection_listeners(pc: &RtcPeerConnection, id: &ClientId, events: &Events) -> Vec<Listener> {
+    let mut listeners = Vec::new();
+    let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
+    {
+        let (id, events) = (id.clone(), events.clone());
+        listeners.push(on(
+            "icecandidate",
+            Box::new(move |ev| {
+                let ev: RtcPeerConnectionIceEvent = ev.unchecked_into();
+                let candidate = ev.candidate().and_then(|c| candidate_payload(&c.to_json()));
+                events.send(AppEvent::Core(Event::LocalCandidate(id.clone(), candidate)));
+            }),
+        ));
+    }
+    {
+        let (id, events) = (id.clone(), events.clone());
+        listeners.push(on(
+            "negotiationneeded",
+            Box::new(move |_| {
+                events.send(AppEvent::Core(Event::NegotiationNeeded(id.clone())));
+            }),
+        ));
+    }
+    {
+        let (id, events, pc2) = (id.clone(), events.clone(), pc.clone());
+        listeners.push(on(
+            "connectionstatechange",
+            Box::new(move |_| {
+                let link = match pc2.connection_state() {
+                    RtcPeerConnectionState::Connected => PeerLink::Connected,
+                    RtcPeerConnectionState::Disconnected => PeerLink::Disconnected,
+                    RtcPeerConnectionState::Failed => PeerLink::Failed,
+                    _ => return,
+                };
+                events.send(AppEvent::Core(Event::PeerState(id.clone(), link)));
+            }),
+        ));
+    }
+    listeners
+}
+
+/// The remote tracks go to the tile's video; its first frame marks the tile as playing.
+fn media_listeners(
+    pc: &RtcPeerConnection,
+    video: &HtmlVideoElement,
+    tile: &Element,
+    events: &Events,
+) -> Vec<Listener> {
+    let mut listeners = Vec::new();
+    let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
+    {
+        let (video, events) = (video.clone(), events.clone());
+        listeners.push(on(
+            "track",
+            Box::new(move |ev| {
+                let ev: RtcTrackEvent = ev.unchecked_into();
+                let stream = match ev.streams().get(0).dyn_into::<MediaStream>() {
+                    Ok(stream) => stream,
+                    Err(_) => match video.src_object() {
+                        Some(stream) => stream,
+                        None => match MediaStream::new() {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                events.send(AppEvent::Error(WebError::from_js("MediaStream", e)));
+                                return;
+                            }
+                        },
+                    },
+                };
+                if !stream.get_tracks().includes(&ev.track(), 0) {
+                    stream.add_track(&ev.track());
+                }
+                if video.src_object().as_ref() != Some(&stream) {
+                    video.set_src_object(Some(&stream));
+                }
+                play(&video, &events);
+            }),
+        ));
+    }
+    // The first decoded frame gives the video its size: mark the tile as playing, with the
+    // time, for people (CSS) and for the end-to-end tests and the set-up benchmark.
+    for kind in ["loadeddata", "resize"] {
+        let (v, tile) = (video.clone(), tile.clone());
+        listeners.push(Listener::new(video.as_ref(), kind, move |_| {
+            if v.video_width() > 0 && !tile.has_attribute("data-playing") {
+                let _ = tile.set_attribute("data-playing", "true");
+                let _ = tile.set_attribute("data-first-frame-at", &js_sys::Date::now().to_string());
+            }
+        }));
+    }
+    listeners
+}
+
+/// The chat data channel, negotiated in the SDP (id 0 on both sides), and its listeners:
+/// open and close (the tile's `data-chat`), and messages to the core.
+fn chat_channel(
+    pc: &RtcPeerConnection,
+    id: &ClientId,
+    tile: &Element,
+    events: &Events,
+) -> (web_sys::RtcDataChannel, Vec<Listener>) {
+    let mut listeners = Vec::new();
+    let init = web_sys::RtcDataChannelInit::new();
+    init.set_negotiated(true);
+    init.set_id(0);
+    let chat = pc.create_data_channel_with_data_channel_dict("chat", &init);
+    for (kind, open) in [("open", true), ("close", false)] {
+        let (id, events, tile) = (id.clone(), events.clone(), tile.clone());
+        listeners.push(Listener::new(chat.as_ref(), kind, move |_| {
+            // The tile says whether chat goes peer to peer (`data-chat`).
+            let _ = tile.set_attribute("data-chat", kind);
+            events.send(AppEvent::Core(Event::ChatChannel(id.clone(), open)));
+        }));
+    }
+    {
+        let (id, events) = (id.clone(), events.clone());
+        listeners.push(Listener::new(chat.as_ref(), "message", move |ev| {
+            let ev: web_sys::MessageEvent = ev.unchecked_into();
+            if let Some(text) = ev.data().as_string() {
+                events.send(AppEvent::Core(Event::ChannelData(id.clone(), text)));
+            }
+        }));
+    }
+    (chat, listeners)
+}
+
+/// A click focuses the tile (large, the others small); another click unfocuses.
+fn focus_on_click(tile: &Element, grid: &Element) -> Listener {
+    let (tile2, grid2) = (tile.clone(), grid.clone());
+    Listener::new(tile.as_ref(), "click", move |_| {
+        let focused = !tile2.has_attribute("data-focused");
+        if let Ok(all) = grid2.query_selector_all(".tile[data-focused]") {
+            for i in 0..all.length() {
+                if let Some(el) = all.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
+                    let _ = el.remove_attribute("data-focused");
+                }
+            }
+        }
+        let _ = tile2.toggle_attribute_with_force("data-focused", focused);
+        let _ = grid2.toggle_attribute_with_force("data-focus", focused);
     })
 }
 
