@@ -1207,79 +1207,25 @@ impl Core {
                 resume_token,
                 resumed,
                 max_send_kbps,
-            } => {
-                self.resume_token = resume_token;
-                self.relay_ceiling = max_send_kbps.filter(|k| *k > 0);
-                self.apply_ceiling();
-                if resumed && self.me.as_ref().is_none_or(|me| *me == client_id) {
-                    // The same session: room, peers and calls go on untouched.
-                    self.me = Some(client_id);
-                    self.in_room = self.room.is_some();
-                    out.push(Command::Status(Text::Resumed));
-                    self.call_again(out);
-                    return;
-                }
-                self.me = Some(client_id);
-                // A new session: peers of the old one can't be reached any more.
-                self.close_all(out);
-                self.turn = self.ice.page_turn;
-                if !ice_servers.is_empty() && !self.ice.from_page {
-                    self.turn = ice_servers.iter().any(IceServer::is_turn);
-                    out.push(Command::UseIceServers(ice_servers));
-                }
-                if self.ice.relay_only && !self.turn {
-                    out.push(Command::Status(Text::RelayOnlyCannotConnect));
-                }
-                // A new session tries the name as it is first.
-                self.name_suffix = 0;
-                if let Some(name) = self.registered_name() {
-                    out.push(Command::Send(ClientMessage::Register {
-                        user_id: Some(name),
-                    }));
-                }
-                if let Some(room) = &self.room {
-                    out.push(Command::Send(ClientMessage::Join {
-                        room_id: room.clone(),
-                        password: self.password.clone(),
-                    }));
-                }
-            }
+            } => self.on_welcome(
+                client_id,
+                ice_servers,
+                resume_token,
+                resumed,
+                max_send_kbps,
+                out,
+            ),
             ServerMessage::Joined {
                 room_id,
                 members,
                 peers,
-            } => {
-                self.in_room = true;
-                for p in peers {
-                    self.names.insert(p.client_id, p.user_id);
-                }
-                for id in &members {
-                    self.names
-                        .entry(id.clone())
-                        .or_insert_with(|| UserId::from(id.clone()));
-                }
-                self.room = Some(room_id);
-                // The offerer rule: the newcomer offers to everyone already there.
-                for id in members {
-                    self.create_peer(id, true, out);
-                }
-                self.room_status(out);
-            }
+            } => self.on_joined(room_id, members, peers, out),
             ServerMessage::UserJoined { user_id, client_id } => {
                 // The newcomer offers; its tile appears with its offer.
                 self.names.insert(client_id, user_id);
                 self.room_status(out);
             }
-            ServerMessage::UserLeft { client_id, .. } => {
-                self.early.remove(&client_id);
-                let failed = self.failed.remove(&client_id).is_some();
-                if self.peers.remove(&client_id).is_some() || failed {
-                    out.push(Command::ClosePeer(client_id.clone()));
-                }
-                if self.names.remove(&client_id).is_some() {
-                    self.room_status(out);
-                }
-            }
+            ServerMessage::UserLeft { client_id, .. } => self.on_user_left(client_id, out),
             ServerMessage::Left { .. } => self.in_room = false,
             ServerMessage::JoinError {
                 code: Some(ErrorCode::UserIdTaken),
@@ -1290,66 +1236,164 @@ impl Core {
                 out.push(Command::Status(Text::JoinFailed(error.to_string())));
             }
             ServerMessage::Offer { from_id, sdp, .. } => self.on_offer(from_id, sdp, out),
-            ServerMessage::Answer { from_id, sdp, .. } => {
-                let Some(peer) = self.peers.get_mut(&from_id) else {
-                    return;
-                };
-                // An answer only matters to an offer we are waiting on.
-                if peer.signaling == Signaling::HaveLocalOffer {
-                    peer.remote_ufrag = ice_ufrag(&sdp).or(peer.remote_ufrag.take());
-                    out.push(Command::SetRemoteDescription(from_id, SdpKind::Answer, sdp));
-                }
-            }
+            ServerMessage::Answer { from_id, sdp, .. } => self.on_answer(from_id, sdp, out),
             ServerMessage::Candidate {
                 from_id, candidate, ..
-            } => {
-                match self.peers.get_mut(&from_id) {
-                    Some(peer) if peer.remote_set => {
-                        out.push(Command::AddCandidate(from_id, candidate));
-                    }
-                    // Kept even after an ignored offer: the peer's ICE agent is the same, and
-                    // its candidates apply once its answer to our offer is set.
-                    Some(peer) => peer.pending.push(candidate),
-                    // A given-up connection's candidates would only confuse the next one.
-                    None if self.failed.contains_key(&from_id) => {}
-                    None => self.early.entry(from_id).or_default().push(candidate),
-                }
-            }
+            } => self.on_remote_candidate(from_id, candidate, out),
             ServerMessage::Error { message, .. } => {
                 out.push(Command::Status(Text::RelayRefused(message.to_string())));
             }
             ServerMessage::Message {
                 from_id, content, ..
-            } => {
-                if let Ok(notice) = content.parse::<PeerFailedNotice>() {
-                    // The other side gave our connection up: show the same, without answering,
-                    // unless the notice is about an older connection than ours.
-                    let why = Unreachable::from_wire(&notice.peer_failed);
-                    let current = self
-                        .peers
-                        .get(&from_id)
-                        .is_some_and(|p| match &notice.ufrag {
-                            Some(ufrag) => p.local_ufrags.contains(ufrag),
-                            // Given up before any description: it can only be one not up yet.
-                            None => !p.ever_up,
-                        });
-                    if let (Some(why), true) = (why, current) {
-                        self.give_up(from_id, why, false, out);
-                    }
-                } else if let Ok(data) = content.parse::<PeerData>() {
-                    self.on_peer_data(from_id, data, out);
-                } else if let Ok(line) = content.parse::<ChatLine>() {
-                    // Chat that came through the relay (the sender's channel to us was not open).
-                    out.push(Command::ShowChat {
-                        line,
-                        from: ChatFrom::Relay,
-                    });
-                }
-            }
+            } => self.on_relay_message(from_id, content, out),
             ServerMessage::Registered { .. }
             | ServerMessage::Locked { .. }
             | ServerMessage::Unlocked { .. }
             | ServerMessage::Rooms { .. } => {}
+        }
+    }
+
+    /// Welcomed: a resumed session goes on; a new one starts over (ICE servers, name, room).
+    fn on_welcome(
+        &mut self,
+        client_id: ClientId,
+        ice_servers: Vec<IceServer>,
+        resume_token: Option<String>,
+        resumed: bool,
+        max_send_kbps: Option<u32>,
+        out: &mut Vec<Command>,
+    ) {
+        self.resume_token = resume_token;
+        self.relay_ceiling = max_send_kbps.filter(|k| *k > 0);
+        self.apply_ceiling();
+        if resumed && self.me.as_ref().is_none_or(|me| *me == client_id) {
+            // The same session: room, peers and calls go on untouched.
+            self.me = Some(client_id);
+            self.in_room = self.room.is_some();
+            out.push(Command::Status(Text::Resumed));
+            self.call_again(out);
+            return;
+        }
+        self.me = Some(client_id);
+        // A new session: peers of the old one can't be reached any more.
+        self.close_all(out);
+        self.turn = self.ice.page_turn;
+        if !ice_servers.is_empty() && !self.ice.from_page {
+            self.turn = ice_servers.iter().any(IceServer::is_turn);
+            out.push(Command::UseIceServers(ice_servers));
+        }
+        if self.ice.relay_only && !self.turn {
+            out.push(Command::Status(Text::RelayOnlyCannotConnect));
+        }
+        // A new session tries the name as it is first.
+        self.name_suffix = 0;
+        if let Some(name) = self.registered_name() {
+            out.push(Command::Send(ClientMessage::Register {
+                user_id: Some(name),
+            }));
+        }
+        if let Some(room) = &self.room {
+            out.push(Command::Send(ClientMessage::Join {
+                room_id: room.clone(),
+                password: self.password.clone(),
+            }));
+        }
+    }
+
+    /// In the room: the newcomer offers to every member already there.
+    fn on_joined(
+        &mut self,
+        room_id: RoomId,
+        members: Vec<ClientId>,
+        peers: Vec<protocol::PeerInfo>,
+        out: &mut Vec<Command>,
+    ) {
+        self.in_room = true;
+        for p in peers {
+            self.names.insert(p.client_id, p.user_id);
+        }
+        for id in &members {
+            self.names
+                .entry(id.clone())
+                .or_insert_with(|| UserId::from(id.clone()));
+        }
+        self.room = Some(room_id);
+        // The offerer rule: the newcomer offers to everyone already there.
+        for id in members {
+            self.create_peer(id, true, out);
+        }
+        self.room_status(out);
+    }
+
+    /// A member left: its connection and tile go, the status line follows.
+    fn on_user_left(&mut self, client_id: ClientId, out: &mut Vec<Command>) {
+        self.early.remove(&client_id);
+        let failed = self.failed.remove(&client_id).is_some();
+        if self.peers.remove(&client_id).is_some() || failed {
+            out.push(Command::ClosePeer(client_id.clone()));
+        }
+        if self.names.remove(&client_id).is_some() {
+            self.room_status(out);
+        }
+    }
+
+    /// An answer: applied when it answers the offer waited on.
+    fn on_answer(&mut self, from_id: ClientId, sdp: Payload, out: &mut Vec<Command>) {
+        let Some(peer) = self.peers.get_mut(&from_id) else {
+            return;
+        };
+        // An answer only matters to an offer we are waiting on.
+        if peer.signaling == Signaling::HaveLocalOffer {
+            peer.remote_ufrag = ice_ufrag(&sdp).or(peer.remote_ufrag.take());
+            out.push(Command::SetRemoteDescription(from_id, SdpKind::Answer, sdp));
+        }
+    }
+
+    /// A remote candidate: added once the remote description is set, kept until then.
+    fn on_remote_candidate(
+        &mut self,
+        from_id: ClientId,
+        candidate: Payload,
+        out: &mut Vec<Command>,
+    ) {
+        match self.peers.get_mut(&from_id) {
+            Some(peer) if peer.remote_set => {
+                out.push(Command::AddCandidate(from_id, candidate));
+            }
+            // Kept even after an ignored offer: the peer's ICE agent is the same, and
+            // its candidates apply once its answer to our offer is set.
+            Some(peer) => peer.pending.push(candidate),
+            // A given-up connection's candidates would only confuse the next one.
+            None if self.failed.contains_key(&from_id) => {}
+            None => self.early.entry(from_id).or_default().push(candidate),
+        }
+    }
+
+    /// A relayed message: a peer giving our connection up, peer data, or chat.
+    fn on_relay_message(&mut self, from_id: ClientId, content: Payload, out: &mut Vec<Command>) {
+        if let Ok(notice) = content.parse::<PeerFailedNotice>() {
+            // The other side gave our connection up: show the same, without answering,
+            // unless the notice is about an older connection than ours.
+            let why = Unreachable::from_wire(&notice.peer_failed);
+            let current = self
+                .peers
+                .get(&from_id)
+                .is_some_and(|p| match &notice.ufrag {
+                    Some(ufrag) => p.local_ufrags.contains(ufrag),
+                    // Given up before any description: it can only be one not up yet.
+                    None => !p.ever_up,
+                });
+            if let (Some(why), true) = (why, current) {
+                self.give_up(from_id, why, false, out);
+            }
+        } else if let Ok(data) = content.parse::<PeerData>() {
+            self.on_peer_data(from_id, data, out);
+        } else if let Ok(line) = content.parse::<ChatLine>() {
+            // Chat that came through the relay (the sender's channel to us was not open).
+            out.push(Command::ShowChat {
+                line,
+                from: ChatFrom::Relay,
+            });
         }
     }
 
