@@ -167,10 +167,13 @@ impl Ui {
                 AppEvent::Core(crate::core::Event::RecordToggle)
             }),
         ];
-        Ok(Ui {
+        let ui = Ui {
             _listeners: listeners,
             ..ui
-        })
+        };
+        // What the empty grid says (the style sheet shows it).
+        ui.put(&ui.grid, Some("data-empty"), Text::NobodyYet);
+        Ok(ui)
     }
 
     /// Shows whether data saver is on (the button, and `body[data-data-saver]`).
@@ -286,12 +289,12 @@ impl Ui {
 
     /// Shows the connection status line.
     pub fn set_status(&self, text: Text) {
-        self.put(&self.status.clone(), None, text);
+        self.put(&self.status, None, text);
     }
 
     /// Shows a notice (media problems, errors) until replaced.
     pub fn set_notice(&self, text: Text) {
-        self.put(&self.notice.clone(), None, text);
+        self.put(&self.notice, None, text);
         let _ = self.notice.toggle_attribute_with_force("hidden", false);
     }
 
@@ -477,11 +480,10 @@ impl Ui {
         self.local_video.set_src_object(Some(stream));
     }
 
-    /// Keeps the tile count on the grid, for the layout (and what an empty one says).
+    /// Keeps the tile count on the grid, for the layout.
     pub fn update_grid(&self) {
         let n = self.grid.child_element_count();
         let _ = self.grid.set_attribute("data-count", &n.to_string());
-        self.put(&self.grid, Some("data-empty"), Text::NobodyYet);
     }
 
     /// Records a timestamp (ms since the epoch) on the body, for tests and benchmarks.

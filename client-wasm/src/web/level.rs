@@ -4,7 +4,7 @@
 
 use super::error::{WebError, js};
 use super::listener::Listener;
-use web_sys::{AnalyserNode, AudioContext, AudioContextState, HtmlMeterElement, MediaStream};
+use web_sys::{AudioContext, AudioContextState, HtmlMeterElement, MediaStream};
 
 /// How often the meter is read, ms.
 const READ_EVERY_MS: u32 = 100;
@@ -33,7 +33,8 @@ impl LevelMeter {
         let meter = meter.clone();
         let mut samples = vec![0.0f32; analyser.fft_size() as usize];
         let timer = gloo_timers::callback::Interval::new(READ_EVERY_MS, move || {
-            let level = read_level(&analyser, &mut samples);
+            analyser.get_float_time_domain_data(&mut samples);
+            let level = crate::stats::mic_level(&samples);
             meter.set_value(level);
             let _ = meter.set_attribute("data-level", &format!("{level:.2}"));
         });
@@ -60,10 +61,4 @@ impl Drop for LevelMeter {
     fn drop(&mut self) {
         let _ = self.context.close();
     }
-}
-
-/// The level now (see [`crate::stats::mic_level`]).
-fn read_level(analyser: &AnalyserNode, samples: &mut [f32]) -> f64 {
-    analyser.get_float_time_domain_data(samples);
-    crate::stats::mic_level(samples)
 }

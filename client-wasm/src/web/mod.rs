@@ -319,7 +319,6 @@ async fn run() -> Result<(), WebError> {
     ui.set_in_call(false);
     ui.set_status(Text::ReadyToJoin);
     ui.clear_notice();
-    ui.update_grid();
 
     // Ask for media at once, so the preview shows and Join does not wait for it.
     let media_events = events.clone();
@@ -531,10 +530,11 @@ impl App {
                     audio: false,
                     video: false,
                 });
-                if let Text::MediaFailed(why, _) = media::explain(&e) {
-                    self.ui.show_media_help(why);
+                let explained = media::explain(&e);
+                if let Text::MediaFailed(why, _) = &explained {
+                    self.ui.show_media_help(*why);
                 }
-                self.ui.set_notice(media::explain(&e));
+                self.ui.set_notice(explained);
                 self.ui.disable_media_controls();
                 self.ui.mark("data-media", "none");
             }

@@ -202,7 +202,7 @@ impl Peer {
         let _ = self.tile.remove_attribute("data-reconnecting");
         let _ = self.tile.set_attribute("data-quality", "failed");
         let _ = self.tile.set_attribute("data-failed", why.wire());
-        self.render(self.lang);
+        self.show_lines();
     }
 
     /// Whether the connection was given up.
@@ -214,12 +214,9 @@ impl Peer {
     /// by the style sheet), and the quality and media lines.
     pub fn render(&mut self, lang: Lang) {
         self.lang = lang;
-        self.name_line
-            .set_text_content(Some(&Text::Peer(self.label.clone()).render(lang)));
-        let _ = self.tile.set_attribute("role", "group");
-        let _ = self
-            .tile
-            .set_attribute("aria-label", &Text::Peer(self.label.clone()).render(lang));
+        let name = Text::Peer(self.label.clone()).render(lang);
+        self.name_line.set_text_content(Some(&name));
+        let _ = self.tile.set_attribute("aria-label", &name);
         for (attr, text) in [
             ("data-text-paused", Text::VideoPaused),
             ("data-text-reconnecting", Text::Reconnecting),
@@ -229,8 +226,9 @@ impl Peer {
         }
         for (selector, text) in [(".mic-off", Text::MicOff), (".cam-off", Text::CamOff)] {
             if let Ok(Some(badge)) = self.tile.query_selector(selector) {
-                let _ = badge.set_attribute("aria-label", &text.render(lang));
-                let _ = badge.set_attribute("title", &text.render(lang));
+                let words = text.render(lang);
+                let _ = badge.set_attribute("aria-label", &words);
+                let _ = badge.set_attribute("title", &words);
             }
         }
         let _ = self
@@ -239,6 +237,12 @@ impl Peer {
         let _ = self
             .media_line
             .set_attribute("title", &Text::MediaLines.render(lang));
+        self.show_lines();
+    }
+
+    /// Shows the quality line and the media lines (on every sample, in the page's language).
+    fn show_lines(&self) {
+        let lang = self.lang;
         let stats = match (self.failed, self.quality) {
             (Some(why), _) => Text::Unreachable(why).render(lang),
             (None, Some(q)) => Text::Quality(q).render(lang),
@@ -273,7 +277,7 @@ impl Peer {
         self.received = Some(crate::stats::received(self.last_sample.as_ref(), &sample));
         self.last_sample = Some(sample);
         self.quality = Some(q);
-        self.render(self.lang);
+        self.show_lines();
         let height = sample
             .frame_height
             .map_or_else(String::new, |h| h.to_string());
@@ -310,7 +314,7 @@ impl Peer {
     /// Shows what is sent to this peer (the tile's `data-send-*` too).
     pub fn show_sent(&mut self, sent: &Sent) {
         self.sent = Some(*sent);
-        self.render(self.lang);
+        self.show_lines();
         let opt = |v: Option<String>| v.unwrap_or_default();
         let attrs = [
             ("data-send-height", opt(sent.height.map(|h| h.to_string()))),
@@ -547,35 +551,31 @@ fn media_listeners(
     events: &Events,
 ) -> Vec<Listener> {
     let mut listeners = Vec::new();
-    let on = |kind, f: Box<dyn FnMut(web_sys::Event)>| Listener::new(pc.as_ref(), kind, f);
     {
         let (video, events) = (video.clone(), events.clone());
-        listeners.push(on(
-            "track",
-            Box::new(move |ev| {
-                let ev: RtcTrackEvent = ev.unchecked_into();
-                let stream = match ev.streams().get(0).dyn_into::<MediaStream>() {
-                    Ok(stream) => stream,
-                    Err(_) => match video.src_object() {
-                        Some(stream) => stream,
-                        None => match MediaStream::new() {
-                            Ok(stream) => stream,
-                            Err(e) => {
-                                events.send(AppEvent::Error(WebError::from_js("MediaStream", e)));
-                                return;
-                            }
-                        },
+        listeners.push(Listener::new(pc.as_ref(), "track", move |ev| {
+            let ev: RtcTrackEvent = ev.unchecked_into();
+            let stream = match ev.streams().get(0).dyn_into::<MediaStream>() {
+                Ok(stream) => stream,
+                Err(_) => match video.src_object() {
+                    Some(stream) => stream,
+                    None => match MediaStream::new() {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            events.send(AppEvent::Error(WebError::from_js("MediaStream", e)));
+                            return;
+                        }
                     },
-                };
-                if !stream.get_tracks().includes(&ev.track(), 0) {
-                    stream.add_track(&ev.track());
-                }
-                if video.src_object().as_ref() != Some(&stream) {
-                    video.set_src_object(Some(&stream));
-                }
-                play(&video, &events);
-            }),
-        ));
+                },
+            };
+            if !stream.get_tracks().includes(&ev.track(), 0) {
+                stream.add_track(&ev.track());
+            }
+            if video.src_object().as_ref() != Some(&stream) {
+                video.set_src_object(Some(&stream));
+            }
+            play(&video, &events);
+        }));
     }
     // The first decoded frame gives the video its size: mark the tile as playing, with the
     // time, for people (CSS) and for the end-to-end tests and the set-up benchmark.
@@ -659,6 +659,8 @@ fn make_tile(
         .create_element("div")
         .map_err(js("createElement"))?;
     tile.set_class_name("tile remote");
+    tile.set_attribute("role", "group")
+        .map_err(js("setAttribute"))?;
     tile.set_attribute("data-peer", id.as_str())
         .map_err(js("setAttribute"))?;
     let video: HtmlVideoElement = document
