@@ -7,8 +7,9 @@
 use client_wasm::core::budget::{
     AUDIO_HEADERS_KBPS, AUDIO_KBPS, Budget, Change, DATA_SAVER_HEIGHT, DATA_SAVER_KBPS,
     EVAL_EVERY_MS, EVALS_TO_PAUSE, Encoding, EngineLimit, FAIR_LEAD, FULL_AUDIO_FROM_KBPS,
-    LEAN_AUDIO_KBPS, LEAN_OPUS_KBPS, Limit, MAX_FPS, MEDIA_PART_OF_ESTIMATE, MIN_FPS, OPUS_KBPS,
-    PAUSE_RETRY_MS, STARTUP_MS, SendSample, View, kbps_for, ladder,
+    LEAN_AUDIO_BELOW_KBPS, LEAN_AUDIO_KBPS, LEAN_OPUS_KBPS, Limit, MAX_FPS, MEDIA_PART_OF_ESTIMATE,
+    MIN_FPS, OPUS_KBPS, PAUSE_RETRY_MS, PROBE_GROWTH, STARTUP_MS, SendSample, View, kbps_for,
+    ladder,
 };
 use client_wasm::i18n::{Lang, Text};
 use protocol::ClientId;
@@ -71,6 +72,22 @@ fn congest(b: &mut Budget, ids: &[ClientId], at: f64, available: &[f64]) -> Vec<
     let mut changes = step(b, ids, at, available);
     changes.extend(step(b, ids, at + EVAL_EVERY_MS, available));
     changes
+}
+
+/// Steps every evaluation from `at` on until nothing changes (the links rise a probing step
+/// per evaluation while the uplink bounds them): the changes of all, and when it settled.
+fn converge(b: &mut Budget, ids: &[ClientId], at: f64, available: &[f64]) -> (Vec<Change>, f64) {
+    let mut all = Vec::new();
+    let mut t = at;
+    for _ in 0..20 {
+        let changes = step(b, ids, t, available);
+        t += EVAL_EVERY_MS;
+        if changes.is_empty() {
+            return (all, t);
+        }
+        all.extend(changes);
+    }
+    panic!("still changing after 20 evaluations: {all:?}");
 }
 
 /// Samples every link with its estimate, then evaluates at `at`.
@@ -440,16 +457,25 @@ fn a_small_share_sends_lean_audio_to_leave_room_for_a_moving_picture() {
     assert_eq!(f64::from(lean.max_kbps), 120.0 - LEAN_AUDIO_KBPS);
     assert_eq!((lean.height, lean.max_fps), (120, MAX_FPS));
     // Between the two thresholds it stays lean; from the upper one on, full again.
-    let between = encoding_of(
-        &step(&mut b, &ids, 3.0 * EVAL_EVERY_MS, &[180.0; 3]),
-        &ids[0],
-    );
-    assert_eq!(between.audio_kbps, LEAN_OPUS_KBPS);
-    assert_eq!(f64::from(between.max_kbps), 180.0 - LEAN_AUDIO_KBPS);
-    let at = 4.0 * EVAL_EVERY_MS;
-    let back = encoding_of(&step(&mut b, &ids, at, &[FULL_AUDIO_FROM_KBPS; 3]), &ids[0]);
-    assert_eq!(back.audio_kbps, OPUS_KBPS);
-    assert_eq!(f64::from(back.max_kbps), FULL_AUDIO_FROM_KBPS - AUDIO_KBPS);
+    // (The links rise a probing step per evaluation.)
+    let share = |e: Encoding| f64::from(e.max_kbps + e.audio_kbps) + AUDIO_HEADERS_KBPS;
+    let mut t = 3.0 * EVAL_EVERY_MS;
+    let mut first_over = |b: &mut Budget, available: f64, over: f64| {
+        for _ in 0..5 {
+            let changes = step(b, &ids, t, &[available; 3]);
+            t += EVAL_EVERY_MS;
+            let e = encodings(&changes).into_iter().find(|(i, _)| *i == ids[0]);
+            if let Some((_, e)) = e.filter(|(_, e)| share(*e) >= over) {
+                return e;
+            }
+        }
+        panic!("no share of {over} in 5 evaluations at {available}: {b:?}");
+    };
+    let between = first_over(&mut b, 180.0, LEAN_AUDIO_BELOW_KBPS);
+    assert_eq!(between.audio_kbps, LEAN_OPUS_KBPS, "{between:?}");
+    assert!(share(between) < FULL_AUDIO_FROM_KBPS, "{between:?}");
+    let back = first_over(&mut b, FULL_AUDIO_FROM_KBPS, FULL_AUDIO_FROM_KBPS);
+    assert_eq!(back.audio_kbps, OPUS_KBPS, "{back:?}");
 }
 
 #[test]
@@ -582,11 +608,15 @@ fn a_picture_gets_smaller_at_once_and_taller_only_with_room() {
     assert_eq!(encoding_of(&down, &ids[0]).height, 240);
     // Back at 300: 360 lines would fit at 80 %, but not with room (385): it stays at 240
     // (until the estimate has grown past that).
-    let back = step(&mut b, &ids, 5.0 * EVAL_EVERY_MS, &[300.0 + AUDIO_KBPS]);
+    let (back, at) = converge(&mut b, &ids, 5.0 * EVAL_EVERY_MS, &[300.0 + AUDIO_KBPS]);
     assert!(
         encodings(&back).iter().all(|(_, e)| e.height == 240),
         "{back:?}"
     );
+    // 440: 480 lines would fit at 80 %, not with room (605); 360 does with room: it rises
+    // to 360, not stuck at 240 for want of room for 480.
+    let (up, _) = converge(&mut b, &ids, at, &[440.0 + AUDIO_KBPS]);
+    assert_eq!(encoding_of(&up, &ids[0]).height, 360, "{up:?}");
 }
 
 #[test]
@@ -835,4 +865,65 @@ mod through_the_core {
             vec![Command::ShowDataSaver(false)]
         );
     }
+}
+
+/// What every link may send together after `changes` (audio included), kbit/s: what was
+/// applied last to each (`allowed` keeps each link's last).
+fn total_after(allowed: &mut [f64], ids: &[ClientId], changes: &[Change]) -> f64 {
+    for (id, e) in encodings(changes) {
+        let i = ids.iter().position(|x| *x == id).unwrap();
+        allowed[i] = f64::from(e.max_kbps) + f64::from(e.audio_kbps) + AUDIO_HEADERS_KBPS;
+    }
+    allowed.iter().sum()
+}
+
+#[test]
+fn a_shrunk_uplink_is_climbed_back_by_probing_steps_with_or_without_loss() {
+    for loss in [Some(0.08), None] {
+        climb_back(loss);
+    }
+}
+
+/// A 300 kbit/s uplink shared by two links (their receivers reporting `loss`), then calm.
+fn climb_back(loss: Option<f64>) {
+    let (mut b, ids) = budget(2);
+    let mut allowed = vec![0.0; 2];
+    total_after(
+        &mut allowed,
+        &ids,
+        &step(&mut b, &ids, 0.0, &[2000.0, 2000.0]),
+    );
+    // The estimates fall (and the receivers report loss).
+    let mut t = EVAL_EVERY_MS;
+    for _ in 0..3 {
+        for id in &ids {
+            let lossy = SendSample {
+                loss,
+                ..sample(t, Some(110.0))
+            };
+            b.sample(id, lossy);
+        }
+        total_after(&mut allowed, &ids, &b.evaluate(t));
+        t += EVAL_EVERY_MS;
+    }
+    // Calm for long, each link's own estimate above what it may send (each alone could
+    // send more; together they share 300): every evaluation rises by a probing step at
+    // most, never at once to what the estimates add up to (nor, after a loss, once the
+    // level that lost is forgotten).
+    let mut before = allowed.iter().sum::<f64>();
+    let mut totals = vec![before];
+    for _ in 0..20 {
+        let now = total_after(&mut allowed, &ids, &step(&mut b, &ids, t, &[160.0, 160.0]));
+        assert!(
+            now <= before * PROBE_GROWTH + 2.0,
+            "loss {loss:?}: {totals:?} then {now}"
+        );
+        totals.push(now);
+        before = now;
+        t += EVAL_EVERY_MS;
+    }
+    assert!(
+        before > totals[0],
+        "loss {loss:?}: it does climb: {totals:?}"
+    );
 }

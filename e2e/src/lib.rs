@@ -1021,7 +1021,8 @@ pub struct TileWindow {
     pub timeline: Timeline,
 }
 
-/// The readings of a window, told compactly: `t+6s ↑72 est 108 ok 120 ↓20fps`, `paused`
+/// The readings of a window, told compactly: `t+6s ↑72@240 est 108 ok 120 ↓20fps` (sent
+/// kbit/s at a height, the link's estimate, what the budget allows, received), `paused`
 /// where the page paused its video to the peer, `‖` where the peer paused its video to it.
 #[derive(Clone, Default)]
 pub struct Timeline(Vec<TileReading>);
@@ -1036,9 +1037,10 @@ impl std::fmt::Debug for Timeline {
         for r in &self.0 {
             write!(
                 f,
-                " t+{:.0}s ↑{} est {} ok {}{} ↓{}fps{};",
+                " t+{:.0}s ↑{}@{} est {} ok {}{} ↓{}fps{};",
                 (r.at_ms - first.at_ms) / 1000.0,
                 n(r.send_kbps),
+                n(r.send_height),
                 n(r.send_estimate),
                 n(r.send_allowed),
                 if r.send_paused { " paused" } else { "" },

@@ -678,6 +678,10 @@ async fn a_starved_uplink_pauses_video_cleanly_keeps_audio_and_resumes() {
     let w = window(&all, 2 * SETTLE, Duration::from_secs(20)).await;
     for (j, got) in receivers_of(&w, &ids, 0) {
         println!("300 kbit/s: page {j} from page 0: {got:?}");
+        println!(
+            "300 kbit/s: page 0 to page {j}: {:?}",
+            w[0][&ids[j]].timeline
+        );
         assert!(got.audio_packets > 0.0, "page {j} got no audio: {got:?}");
         assert!(got.audio_loss < 0.05, "page {j} lost audio: {got:?}");
         // Fewer, smoother frames, or a clean pause: a pause and its resume may count as a

@@ -8,8 +8,10 @@
 //!    `availableOutgoingBitrate`, once their video has flowed [`STARTUP_MS`], less the loss
 //!    their receivers report), falling no further
 //!    than [`DIP_FLOOR`] on a first congested evaluation, and probing [`PROBE_GROWTH`] higher
-//!    once no link has been congested for [`CALM_EVALS_TO_PROBE`] evaluations, but not past
-//!    most of the level where packets were last lost ([`UNDER_LOSS_LEVEL`]) (a link is
+//!    once no link has been congested for [`CALM_EVALS_TO_PROBE`] evaluations; while the
+//!    uplink bounds the links, rising no more than a probing step over what they are allowed
+//!    per evaluation (their own estimates add up to more than the uplink they share), and not
+//!    past most of the level where packets were last lost ([`UNDER_LOSS_LEVEL`]) (a link is
 //!    congested when its estimate falls under what it may send, or its receiver reports
 //!    loss), capped by the page's ceiling;
 //! 2. gives each link what it wants at most: the ladder's rate for the number of peers
@@ -78,9 +80,10 @@ pub const DROP_FRACTION: f64 = 0.05;
 pub const PROBE_GROWTH: f64 = 1.15;
 /// Where the links last lost packets, the estimate rises up to this fraction of what they
 /// were allowed then, and no further until [`LOSS_LEVEL_EVALS`] calm evaluations pass
-/// (probing past a level that lost is what loses again).
+/// (probing past a level that lost is what loses again); then it rises a probing step
+/// ([`PROBE_GROWTH`]) over what they are allowed per calm evaluation.
 pub const UNDER_LOSS_LEVEL: f64 = 0.9;
-/// Calm evaluations after which the level that lost is forgotten.
+/// Calm evaluations after which the level that lost starts to be lifted.
 pub const LOSS_LEVEL_EVALS: u32 = 10;
 /// A link's own estimate is heeded once its video has flowed this long, ms. It starts at a
 /// guess (Chromium's: 300 kbit/s) and probes up in its first seconds, up to the sender's
@@ -139,8 +142,8 @@ pub const MIN_FPS: u32 = 15;
 /// The frame rate otherwise.
 pub const MAX_FPS: u32 = 30;
 
-/// A link's picture gets taller only when its share is this much more than the taller height
-/// needs ([`kbps_for`]); it gets smaller as soon as the share is under 80 % of what its height
+/// A link's picture gets taller only up to the tallest height its share holds with this much
+/// room ([`kbps_for`]); it gets smaller as soon as the share is under 80 % of what its height
 /// needs.
 pub const RAISE_HEIGHT_MARGIN: f64 = 1.1;
 
@@ -636,7 +639,14 @@ impl Budget {
         if self.lossy() {
             self.loss_level = Some(self.allowed_kbps());
         } else if self.calm_evals >= LOSS_LEVEL_EVALS {
-            self.loss_level = None;
+            // Forgotten a probing step at a time: lifted at once, the links would leap to
+            // what their own estimates add up to, more than the uplink they share.
+            let wanted: f64 = wants.iter().map(|w| w.kbps).sum();
+            let allowed = self.allowed_kbps() / UNDER_LOSS_LEVEL;
+            self.loss_level = self
+                .loss_level
+                .map(|_| allowed * PROBE_GROWTH)
+                .filter(|level| level * UNDER_LOSS_LEVEL < wanted);
         }
         let (total, ceiling_bound) = self.estimate(&wants, &own);
         self.last_total = Some(total);
@@ -809,6 +819,32 @@ impl Budget {
             .sum()
     }
 
+    /// The most the links may rise to together in one evaluation, kbit/s: a probing step
+    /// over what a link whose video flows is allowed (the links' own estimates, each above
+    /// its part of the uplink they share while it sends less, add up to more than the
+    /// uplink carries: followed at once, they would flood it); what it wants for a link
+    /// whose video is paused or not yet encoded.
+    fn ramp_kbps(&self, wants: &[Want]) -> f64 {
+        self.links
+            .values()
+            .zip(wants)
+            .map(|(l, w)| match l.applied.filter(|a| a.active) {
+                Some(_) => l.allowed_kbps().unwrap_or(w.kbps) * PROBE_GROWTH,
+                None => w.kbps,
+            })
+            .sum()
+    }
+
+    /// Whether the uplink held a link back at the last evaluation (its share under what it
+    /// wanted): then the links rise by [`Budget::ramp_kbps`]; otherwise they get what they
+    /// want at once (a peer left, a tile was focused).
+    fn bandwidth_bound(&self) -> bool {
+        self.links.values().any(|l| {
+            l.applied
+                .is_some_and(|a| matches!(a.limit, Limit::Bandwidth | Limit::Ceiling))
+        })
+    }
+
     /// The uplink estimate, kbit/s, and whether the ceiling bounds it; links held back
     /// further on (`own`) count with room to grow (see [`CARRY_GROWTH`]).
     fn estimate(&self, wants: &[Want], own: &[bool]) -> (f64, bool) {
@@ -841,6 +877,10 @@ impl Budget {
                 let grown = match self.calm_evals < CALM_EVALS_TO_PROBE {
                     true => carried,
                     false => carried * PROBE_GROWTH,
+                };
+                let grown = match self.bandwidth_bound() {
+                    true => grown.min(self.ramp_kbps(wants)),
+                    false => grown,
                 };
                 let allowed = self.allowed_kbps();
                 match self.loss_level {
@@ -893,9 +933,12 @@ impl Budget {
             .applied
             .filter(|a| fits > a.height && bandwidth_bound(a))
         {
-            if video < kbps_for(fits) * RAISE_HEIGHT_MARGIN {
-                fits = a.height;
-            }
+            let held = HEIGHTS
+                .iter()
+                .rev()
+                .copied()
+                .find(|h| kbps_for(*h) * RAISE_HEIGHT_MARGIN <= video);
+            fits = held.unwrap_or(HEIGHTS[0]).clamp(a.height, fits);
         }
         let mut height = want.height.min(if screen { want.height } else { fits });
         if let Some(source) = source.filter(|s| *s > 0) {
