@@ -132,11 +132,15 @@ pub enum Label {
     MessageEveryone,
     /// The chat's send button.
     Send,
+    /// The leave confirmation's question.
+    LeaveQuestion,
+    /// Its button that stays in the call.
+    Stay,
 }
 
 impl Label {
     /// Every label.
-    pub const ALL: [Label; 29] = [
+    pub const ALL: [Label; 31] = [
         Label::AppTitle,
         Label::Loading,
         Label::Room,
@@ -166,6 +170,8 @@ impl Label {
         Label::Message,
         Label::MessageEveryone,
         Label::Send,
+        Label::LeaveQuestion,
+        Label::Stay,
     ];
 
     /// Its name in the page's `data-i18n*` attributes.
@@ -200,6 +206,8 @@ impl Label {
             Label::Message => "message",
             Label::MessageEveryone => "message-everyone",
             Label::Send => "send",
+            Label::LeaveQuestion => "leave-question",
+            Label::Stay => "stay",
         }
     }
 
@@ -238,7 +246,7 @@ pub enum ShareFailure {
 }
 
 /// Who a remote tile is: a display name, or only the relay's id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Who {
     /// Shown as it is.
     Named(String),
@@ -309,6 +317,12 @@ pub enum Text {
     },
     /// A remote tile's name.
     Peer(Who),
+    /// Someone joined the call.
+    PeerJoined(Who),
+    /// Someone left it.
+    PeerLeft(Who),
+    /// Chat messages not read yet (said on the chat button).
+    Unread(u32),
     /// The grid without anybody else.
     NobodyYet,
     /// A tile whose sender paused its video to this page.
@@ -424,6 +438,10 @@ impl Text {
                 fill(p.negotiation_failed, &[("id", id), ("why", why)])
             }
             Text::Peer(who) => who.render(p),
+            Text::PeerJoined(who) => fill(p.peer_joined, &[("who", &who.render(p))]),
+            Text::PeerLeft(who) => fill(p.peer_left, &[("who", &who.render(p))]),
+            Text::Unread(0) => String::new(),
+            Text::Unread(n) => fill(p.unread, &[("n", &n.to_string())]),
             Text::NobodyYet => p.nobody_yet.into(),
             Text::VideoPaused => p.video_paused.into(),
             Text::Reconnecting => p.reconnecting.into(),
@@ -569,6 +587,9 @@ struct Phrases {
     peer_unreachable: &'static str,
     negotiation_failed: &'static str,
     peer_id: &'static str,
+    peer_joined: &'static str,
+    peer_left: &'static str,
+    unread: &'static str,
     nobody_yet: &'static str,
     video_paused: &'static str,
     reconnecting: &'static str,
@@ -677,6 +698,9 @@ static EN: Phrases = Phrases {
     peer_unreachable: "{who}: {why}",
     negotiation_failed: "negotiation with {id} failed: {why}",
     peer_id: "peer {id}",
+    peer_joined: "{who} joined",
+    peer_left: "{who} left",
+    unread: "{n} unread",
     nobody_yet: "Nobody else here yet: share the link to invite someone.",
     video_paused: "video paused: low bandwidth",
     reconnecting: "reconnecting…",
@@ -788,6 +812,9 @@ static ZH: Phrases = Phrases {
     peer_unreachable: "{who}：{why}",
     negotiation_failed: "与 {id} 协商失败：{why}",
     peer_id: "成员 {id}",
+    peer_joined: "{who} 加入了通话",
+    peer_left: "{who} 离开了通话",
+    unread: "{n} 条未读",
     nobody_yet: "这里还没有其他人：分享链接邀请别人加入。",
     video_paused: "视频已暂停：带宽不足",
     reconnecting: "正在重新连接…",
@@ -852,6 +879,8 @@ fn label_en(label: Label) -> &'static str {
         Label::Message => "Message",
         Label::MessageEveryone => "Message everyone",
         Label::Send => "Send",
+        Label::LeaveQuestion => "Leave the call?",
+        Label::Stay => "Stay",
     }
 }
 
@@ -886,6 +915,8 @@ fn label_zh(label: Label) -> &'static str {
         Label::Message => "消息",
         Label::MessageEveryone => "发消息给所有人",
         Label::Send => "发送",
+        Label::LeaveQuestion => "要离开通话吗？",
+        Label::Stay => "留下",
     }
 }
 

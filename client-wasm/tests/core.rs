@@ -52,6 +52,13 @@ fn welcomed(me: &str) -> Core {
     core
 }
 
+/// `cmds` without what the side panels show (tested on their own).
+fn no_panels(cmds: Vec<Command>) -> Vec<Command> {
+    cmds.into_iter()
+        .filter(|c| !matches!(c, Command::ShowPanels(_) | Command::ShowParticipants(_)))
+        .collect()
+}
+
 fn joined(members: &[&str]) -> Event {
     Event::Signal(ServerMessage::Joined {
         room_id: room(),
@@ -149,9 +156,13 @@ fn members_do_not_offer_to_a_newcomer_but_answer_it() {
         user_id: UserId::new("nina").unwrap(),
         client_id: cid("n"),
     };
+    // A short notice says who joined.
     assert_eq!(
-        core.handle(Event::Signal(user_joined)),
-        vec![Command::Status(in_room(1))]
+        no_panels(core.handle(Event::Signal(user_joined))),
+        vec![
+            Command::Toast(Text::PeerJoined(Who::Named("nina".into()))),
+            Command::Status(in_room(1))
+        ]
     );
     let cmds = core.handle(offer_from("n", "o"));
     assert_eq!(
@@ -334,8 +345,12 @@ fn peers_are_torn_down_on_leave_failure_and_hang_up() {
         client_id: cid("a"),
     };
     assert_eq!(
-        core.handle(Event::Signal(left.clone())),
-        vec![Command::ClosePeer(cid("a")), Command::Status(in_room(2))]
+        no_panels(core.handle(Event::Signal(left.clone()))),
+        vec![
+            Command::ClosePeer(cid("a")),
+            Command::Toast(Text::PeerLeft(Who::Named("user-a".into()))),
+            Command::Status(in_room(2))
+        ]
     );
     // A second notice for the same peer does nothing.
     assert_eq!(core.handle(Event::Signal(left)), vec![]);
@@ -659,7 +674,7 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
     );
     // Received either way, it is shown.
     assert_eq!(
-        core.handle(Event::ChannelData(cid("a"), json.clone())),
+        no_panels(core.handle(Event::ChannelData(cid("a"), json.clone()))),
         vec![Command::ShowChat {
             line: line.clone(),
             from: ChatFrom::Channel
@@ -671,7 +686,7 @@ fn chat_goes_by_data_channel_when_open_and_by_the_relay_otherwise() {
         content: Payload::from_json(json).unwrap(),
     };
     assert_eq!(
-        core.handle(Event::Signal(via_relay)),
+        no_panels(core.handle(Event::Signal(via_relay))),
         vec![Command::ShowChat {
             line,
             from: ChatFrom::Relay
@@ -1226,7 +1241,7 @@ fn peers_are_told_whether_the_microphone_and_camera_are_on() {
     core.handle(Event::ChatChannel(cid("a"), true));
     // ...and every peer whose channel is open, on each change (b is told when its opens).
     assert_eq!(
-        core.handle(Event::Toggle(MediaKind::Audio)),
+        no_panels(core.handle(Event::Toggle(MediaKind::Audio))),
         vec![
             Command::SetTrackEnabled(MediaKind::Audio, false),
             Command::SendChannelData(cid("a"), state(false, true)),
@@ -1260,7 +1275,7 @@ fn peers_are_told_whether_the_microphone_and_camera_are_on() {
         cam: true,
     };
     assert_eq!(
-        core.handle(Event::ChannelData(cid("a"), state(false, true))),
+        no_panels(core.handle(Event::ChannelData(cid("a"), state(false, true)))),
         vec![Command::ShowPeerMedia(cid("a"), told)]
     );
     let via_relay = ServerMessage::Message {
@@ -1269,7 +1284,7 @@ fn peers_are_told_whether_the_microphone_and_camera_are_on() {
         content: Payload::from_json(state(true, false)).unwrap(),
     };
     assert_eq!(
-        core.handle(Event::Signal(via_relay)),
+        no_panels(core.handle(Event::Signal(via_relay))),
         vec![Command::ShowPeerMedia(
             cid("b"),
             MediaState {
@@ -1282,4 +1297,79 @@ fn peers_are_told_whether_the_microphone_and_camera_are_on() {
         core.handle(Event::ChannelData(cid("z"), state(true, true))),
         vec![]
     );
+}
+
+#[test]
+fn the_panels_count_unread_chat_and_list_who_is_in_the_call() {
+    use client_wasm::core::MediaState;
+    use client_wasm::core::panels::{Panel, Panels, Participant};
+    let mut core = welcomed("m");
+    // Joining lists this page first, then the others (nothing told of their media yet).
+    let cmds = core.handle(joined(&["b", "a"]));
+    let named = |n: &str| Some(Who::Named(n.into()));
+    let me = |mic, cam| Participant {
+        who: None,
+        media: Some(MediaState { mic, cam }),
+    };
+    let listed = vec![
+        me(true, true),
+        Participant {
+            who: named("user-a"),
+            media: None,
+        },
+        Participant {
+            who: named("user-b"),
+            media: None,
+        },
+    ];
+    assert!(
+        cmds.contains(&Command::ShowParticipants(listed.clone())),
+        "{cmds:?}"
+    );
+    // A peer's media state and this page's toggles update the list.
+    let cmds = core.handle(Event::ChannelData(
+        cid("a"),
+        r#"{"media":{"mic":false,"cam":true}}"#.into(),
+    ));
+    let mut now = listed.clone();
+    now[1].media = Some(MediaState {
+        mic: false,
+        cam: true,
+    });
+    assert!(
+        cmds.contains(&Command::ShowParticipants(now.clone())),
+        "{cmds:?}"
+    );
+    let cmds = core.handle(Event::Toggle(MediaKind::Video));
+    now[0] = me(true, false);
+    assert!(cmds.contains(&Command::ShowParticipants(now)), "{cmds:?}");
+    // Chat from others while the chat is closed is unread; opening it reads it; while it is
+    // open nothing is unread; one panel at a time.
+    let line = r#"{"chat":"hi","name":"a","time":1}"#;
+    let panels = |open, unread| Command::ShowPanels(Panels { open, unread });
+    let cmds = core.handle(Event::ChannelData(cid("a"), line.into()));
+    assert_eq!(cmds.last(), Some(&panels(None, 1)), "{cmds:?}");
+    let cmds = core.handle(Event::ChannelData(cid("a"), line.into()));
+    assert_eq!(cmds.last(), Some(&panels(None, 2)), "{cmds:?}");
+    assert_eq!(
+        core.handle(Event::TogglePanel(Panel::Chat)),
+        vec![panels(Some(Panel::Chat), 0)]
+    );
+    let cmds = core.handle(Event::ChannelData(cid("a"), line.into()));
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::ShowPanels(_))),
+        "{cmds:?}"
+    );
+    assert_eq!(
+        core.handle(Event::TogglePanel(Panel::People)),
+        vec![panels(Some(Panel::People), 0)]
+    );
+    assert_eq!(
+        core.handle(Event::TogglePanel(Panel::People)),
+        vec![panels(None, 0)]
+    );
+    // Leaving closes the panels.
+    core.handle(Event::TogglePanel(Panel::Chat));
+    let cmds = core.handle(Event::Leave);
+    assert!(cmds.contains(&panels(None, 0)), "{cmds:?}");
 }

@@ -196,6 +196,9 @@ fn every_text() -> Vec<Text> {
             why: "e".into(),
         },
         Text::Peer(Who::Id("x".into())),
+        Text::PeerJoined(Who::Named("Ann".into())),
+        Text::PeerLeft(Who::Id("x".into())),
+        Text::Unread(3),
         Text::NobodyYet,
         Text::VideoPaused,
         Text::Reconnecting,
@@ -257,6 +260,9 @@ fn covered(text: &Text) {
         | Text::PeerUnreachable(..)
         | Text::NegotiationFailed { .. }
         | Text::Peer(_)
+        | Text::PeerJoined(_)
+        | Text::PeerLeft(_)
+        | Text::Unread(_)
         | Text::NobodyYet
         | Text::VideoPaused
         | Text::Reconnecting

@@ -488,7 +488,7 @@ fn the_page_switches_language_with_every_text_it_shows() {
                 "e.g. team-standup"
             }
         );
-        assert_eq!(text("#mic"), if zh { "取消静音" } else { "Unmute" });
+        assert_eq!(text("#mic .text"), if zh { "取消静音" } else { "Unmute" });
         assert_eq!(text("#status"), Text::ReadyToJoin.render(lang));
         assert_eq!(
             text("#grid .tile .label"),

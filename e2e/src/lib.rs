@@ -501,6 +501,47 @@ impl Page {
         Ok(())
     }
 
+    /// Sends `text` in the chat as a user does: opens the chat panel when it is closed,
+    /// types, and presses Enter.
+    pub async fn say(&self, text: &str) -> Result<()> {
+        let open = "return document.body.dataset.panel === 'chat'";
+        if self.eval(open).await? != serde_json::json!(true) {
+            self.click("chat-toggle").await?;
+            self.wait_for("the chat panel open", Duration::from_secs(10), move |p| {
+                Box::pin(async move { Ok(p.eval(open).await? == serde_json::json!(true)) })
+            })
+            .await?;
+        }
+        self.client
+            .find(Locator::Id("chat-input"))
+            .await?
+            .send_keys(&format!("{text}\u{E007}"))
+            .await?;
+        Ok(())
+    }
+
+    /// Leaves the call as a user does: Leave, then Leave in the dialog that asks.
+    pub async fn leave(&self) -> Result<()> {
+        self.click("leave").await?;
+        self.wait_leave_dialog(true).await?;
+        self.click("leave-yes").await?;
+        self.wait_leave_dialog(false).await
+    }
+
+    /// Waits until the leave dialog is open (or closed).
+    pub async fn wait_leave_dialog(&self, open: bool) -> Result<()> {
+        let what = format!("the leave dialog {}", if open { "open" } else { "closed" });
+        self.wait_for(&what, Duration::from_secs(10), move |p| {
+            Box::pin(async move {
+                let v = p
+                    .eval("return document.getElementById('leave-dialog').open")
+                    .await?;
+                Ok(v == serde_json::json!(open))
+            })
+        })
+        .await
+    }
+
     /// The remote tiles.
     pub async fn tiles(&self) -> Result<Vec<Tile>> {
         let v = self
@@ -745,11 +786,7 @@ pub async fn wait_chat_over_channels(pages: &[&Page], deadline: Duration) -> Res
                  .map(t => t.textContent);";
     for (i, page) in pages.iter().enumerate() {
         let line = format!("hi from page {i} ({})", page.engine.name());
-        page.client
-            .find(Locator::Id("chat-input"))
-            .await?
-            .send_keys(&format!("{line}\u{E007}"))
-            .await?;
+        page.say(&line).await?;
         for (j, other) in pages.iter().enumerate().filter(|(j, _)| *j != i) {
             let line = line.clone();
             let what = format!("page {j} to show {line:?}");

@@ -44,6 +44,25 @@ async fn join(page: &Page) {
     page.join().await.unwrap();
 }
 
+/// Waits until `page` shows a short notice saying `text`.
+async fn wait_toast(page: &Page, text: &str) {
+    let what = format!("a notice saying {text:?}");
+    let script =
+        "return Array.from(document.querySelectorAll('#toasts p')).map(p => p.textContent);";
+    let text = text.to_owned();
+    page.wait_for(&what, MEDIA_DEADLINE, move |p| {
+        let text = text.clone();
+        Box::pin(async move {
+            let shown = p.eval(script).await?;
+            Ok(shown
+                .as_array()
+                .is_some_and(|v| v.iter().any(|t| t.as_str() == Some(text.as_str()))))
+        })
+    })
+    .await
+    .unwrap();
+}
+
 /// Every page sees exactly the other pages, playing.
 async fn assert_full_mesh(pages: &[&Page]) {
     e2e::wait_full_mesh(pages, MEDIA_DEADLINE).await.unwrap();
@@ -91,10 +110,35 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
 
     let c = harness.page(query).await.unwrap();
     join(&c).await;
+    // The others are told who joined, in a short notice.
+    let c_id = c.client_id().await.unwrap().unwrap();
+    for page in [&a, &b] {
+        wait_toast(page, &format!("peer {c_id} joined")).await;
+    }
     assert_full_mesh(&[&a, &b, &c]).await;
     c.screenshot(&artifacts_dir().join("call-3way.png"))
         .await
         .unwrap();
+    // The participants panel lists this page first, then the two others, each with its
+    // microphone and camera as told over the data channel.
+    c.click("people-toggle").await.unwrap();
+    let people = "return [document.body.dataset.panel, \
+                  Array.from(document.querySelectorAll('#people-list li')).map(li => \
+                  [li.hasAttribute('data-self'), li.dataset.mic || '', li.dataset.cam || ''])];";
+    let listed = serde_json::json!([
+        "people",
+        [[true, "on", "on"], [false, "on", "on"], [false, "on", "on"]]
+    ]);
+    c.wait_for("the participants listed", MEDIA_DEADLINE, move |p| {
+        let listed = listed.clone();
+        Box::pin(async move { Ok(p.eval(people).await? == listed) })
+    })
+    .await
+    .unwrap();
+    c.screenshot(&artifacts_dir().join("call-people.png"))
+        .await
+        .unwrap();
+    c.click("people-toggle").await.unwrap();
 
     // The active speaker: the fake microphones beep, so tiles light up as their audio arrives.
     a.wait_for("an active speaker highlighted", MEDIA_DEADLINE, |p| {
@@ -134,9 +178,24 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
         .unwrap();
     c.client.set_window_size(1280, 800).await.unwrap();
 
-    // One page leaves: the others' tiles for it disappear, their call goes on.
-    let c_id = c.client_id().await.unwrap().unwrap();
+    // Leave asks first: Stay keeps the call (Escape does too); Leave in the dialog leaves.
     c.click("leave").await.unwrap();
+    c.wait_leave_dialog(true).await.unwrap();
+    c.screenshot(&artifacts_dir().join("call-leave-dialog.png"))
+        .await
+        .unwrap();
+    c.click("leave-stay").await.unwrap();
+    c.wait_leave_dialog(false).await.unwrap();
+    assert_eq!(
+        c.eval("return document.body.dataset.view").await.unwrap(),
+        serde_json::json!("call")
+    );
+    // One page leaves: the others' tiles for it disappear, their call goes on, and they are
+    // told.
+    c.leave().await.unwrap();
+    for page in [&a, &b] {
+        wait_toast(page, &format!("peer {c_id} left")).await;
+    }
     let ab = ids(&[&a, &b]).await;
     a.wait_playing(&ab[1..], MEDIA_DEADLINE).await.unwrap();
     b.wait_playing(&ab[..1], MEDIA_DEADLINE).await.unwrap();
@@ -282,7 +341,8 @@ async fn wait_media_badges(page: &Page, peer: &str, mic: &str, cam: &str) {
     .unwrap();
 }
 
-/// Waits until `page`'s notice, and button `id`'s `aria-pressed` and text, pass `ok`.
+/// Waits until `page`'s notice, and button `id`'s `aria-pressed` and words (beside its
+/// icon), pass `ok`.
 async fn wait_notice_and_button(
     page: &Page,
     id: &str,
@@ -292,7 +352,7 @@ async fn wait_notice_and_button(
     let state = format!(
         "return [document.getElementById('notice').textContent, \
          document.getElementById('{id}').getAttribute('aria-pressed') || '', \
-         document.getElementById('{id}').textContent];"
+         document.querySelector('#{id} .text').textContent];"
     );
     page.wait_for(what, MEDIA_DEADLINE, move |p| {
         let state = state.clone();
@@ -649,13 +709,7 @@ async fn chat_both_ways(engines: [Engine; 2]) {
     join(&a).await;
     join(&b).await;
     // At once: the channel to b may not be open yet.
-    a.client
-        .find(fantoccini::Locator::Id("chat-input"))
-        .await
-        .unwrap()
-        .send_keys("early bird\u{E007}")
-        .await
-        .unwrap();
+    a.say("early bird").await.unwrap();
     assert_full_mesh(&[&a, &b]).await;
     // The later lines go over the data channel: both ends have it open.
     let ids = ids(&[&a, &b]).await;
@@ -670,18 +724,23 @@ async fn chat_both_ways(engines: [Engine; 2]) {
         .await
         .unwrap();
     }
-    a.client
-        .find(fantoccini::Locator::Id("chat-input"))
-        .await
-        .unwrap()
-        .send_keys("over the channel\u{E007}")
-        .await
-        .unwrap();
-    b.client
-        .find(fantoccini::Locator::Id("chat-input"))
-        .await
-        .unwrap()
-        .send_keys("hello Ann\u{E007}")
+    a.say("over the channel").await.unwrap();
+    // b's chat is closed: a's lines wait there as unread, on its chat button; opening the
+    // chat reads them.
+    let unread = "const c = document.querySelector('#chat-toggle .count'); \
+                  return [c.hidden ? '' : c.textContent, \
+                  document.getElementById('chat-toggle').getAttribute('aria-expanded')];";
+    b.wait_for("a's two lines unread", MEDIA_DEADLINE, move |p| {
+        Box::pin(async move { Ok(p.eval(unread).await? == serde_json::json!(["2", "false"])) })
+    })
+    .await
+    .unwrap();
+    b.say("hello Ann").await.unwrap();
+    assert_eq!(
+        b.eval(unread).await.unwrap(),
+        serde_json::json!(["", "true"])
+    );
+    b.screenshot(&artifacts_dir().join("call-chat.png"))
         .await
         .unwrap();
     // The line typed at once came one way or the other: through the relay if the channel was

@@ -31,7 +31,7 @@ async fn three_pages_of_two_engines_all_play() {
             .unwrap();
         // The last page (Firefox) leaves: the two others show exactly each other again.
         let leaver = pages.pop().unwrap();
-        leaver.click("leave").await.unwrap();
+        leaver.leave().await.unwrap();
         let refs: Vec<&Page> = pages.iter().collect();
         wait_full_mesh(&refs, MEDIA_DEADLINE).await.unwrap();
         leaver.close().await.unwrap();

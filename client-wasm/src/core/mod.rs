@@ -22,9 +22,11 @@
 //! RTCPeerConnection calls and DOM changes, and feeds their outcomes back as [`Event`]s.
 
 pub mod budget;
+pub mod panels;
 
 use crate::i18n::{Text, Who};
 use budget::{Budget, Change, Encoding, SendSample, Sent, View};
+use panels::{Panel, Panels, Participant};
 use protocol::{
     ClientId, ClientMessage, ErrorCode, IceServer, Payload, RoomId, ServerMessage, UserId,
 };
@@ -62,6 +64,8 @@ pub enum Event {
     Leave,
     /// The user toggled the microphone or camera.
     Toggle(MediaKind),
+    /// The user opened or closed a side panel.
+    TogglePanel(Panel),
     /// The signaling socket opened.
     SignalOpen,
     /// The signaling socket closed or failed to open.
@@ -264,6 +268,12 @@ pub enum Command {
     SetTrackEnabled(MediaKind, bool),
     /// Show this connection status.
     Status(Text),
+    /// Show a short notice that goes away by itself (someone joined or left).
+    Toast(Text),
+    /// Show the side panels this way (which is open, the chat's unread count).
+    ShowPanels(Panels),
+    /// List who is in the call (this page first) in the participants panel.
+    ShowParticipants(Vec<Participant>),
     /// Use these ICE servers for new peer connections (from the relay's `welcome`).
     UseIceServers(Vec<IceServer>),
     /// Send text on a peer's data channel.
@@ -474,6 +484,9 @@ pub struct Core {
     /// The page's own send ceiling and the relay's (from `welcome`), kbit/s: the lower holds.
     page_ceiling: Option<u32>,
     relay_ceiling: Option<u32>,
+    /// The side panels, and each peer's microphone and camera as it last told them.
+    panels: Panels,
+    peer_media: BTreeMap<ClientId, MediaState>,
 }
 
 impl Default for Core {
@@ -514,6 +527,8 @@ impl Core {
             views_told: BTreeMap::new(),
             page_ceiling: None,
             relay_ceiling: None,
+            panels: Panels::default(),
+            peer_media: BTreeMap::new(),
         }
     }
 
@@ -625,6 +640,35 @@ impl Core {
             // Said as long as it holds, not once and overwritten.
             relay_only_without_turn: self.ice.relay_only && !self.turn,
         }));
+        self.show_participants(out);
+    }
+
+    /// Lists who is in the call: this page, then the others by name.
+    fn show_participants(&self, out: &mut Vec<Command>) {
+        let me = Participant {
+            who: None,
+            media: Some(self.media_state()),
+        };
+        let mut others: Vec<Participant> = self
+            .names
+            .keys()
+            .map(|id| Participant {
+                who: Some(self.label(id)),
+                media: self.peer_media.get(id).copied(),
+            })
+            .collect();
+        others.sort_by_key(|p| p.who.clone());
+        out.push(Command::ShowParticipants(
+            std::iter::once(me).chain(others).collect(),
+        ));
+    }
+
+    /// A chat line to show; one from someone else is unread while the chat is closed.
+    fn show_chat(&mut self, line: ChatLine, from: ChatFrom, out: &mut Vec<Command>) {
+        out.push(Command::ShowChat { line, from });
+        if from != ChatFrom::Me && self.panels.chat_came() {
+            out.push(Command::ShowPanels(self.panels));
+        }
     }
 
     /// A fresh number for a watched attempt.
@@ -763,6 +807,10 @@ impl Core {
             Event::Join(room) => self.on_join(room, &mut out),
             Event::Leave => self.on_leave(&mut out),
             Event::Toggle(kind) => self.on_toggle(kind, &mut out),
+            Event::TogglePanel(panel) => {
+                self.panels.toggle(panel);
+                out.push(Command::ShowPanels(self.panels));
+            }
             Event::LocalMedia { audio, video } => self.on_local_media(audio, video, &mut out),
             Event::SignalOpen => {
                 self.link = Link::Up;
@@ -828,6 +876,9 @@ impl Core {
         *on = !*on;
         out.push(Command::SetTrackEnabled(kind, *on));
         self.tell_media_state(None, out);
+        if self.in_room {
+            self.show_participants(out);
+        }
     }
 
     /// Local media settled: the peers are told which devices there are.
@@ -940,6 +991,9 @@ impl Core {
         }
         self.in_room = false;
         self.close_all(out);
+        self.panels.reset();
+        self.peer_media.clear();
+        out.push(Command::ShowPanels(self.panels));
         out.push(Command::Status(Text::LeftCall));
     }
 
@@ -1060,10 +1114,7 @@ impl Core {
         if let Ok(data) = serde_json::from_str::<PeerData>(text) {
             self.on_peer_data(id, data, out);
         } else if let Ok(line) = serde_json::from_str::<ChatLine>(text) {
-            out.push(Command::ShowChat {
-                line,
-                from: ChatFrom::Channel,
-            });
+            self.show_chat(line, ChatFrom::Channel, out);
         }
     }
 
@@ -1153,7 +1204,13 @@ impl Core {
             PeerData::Video { video, .. } => {
                 out.push(Command::ShowRemotePaused(id, video == "paused"));
             }
-            PeerData::Media { media } => out.push(Command::ShowPeerMedia(id, media)),
+            PeerData::Media { media } => {
+                self.peer_media.insert(id.clone(), media);
+                out.push(Command::ShowPeerMedia(id, media));
+                if self.in_room {
+                    self.show_participants(out);
+                }
+            }
         }
     }
 
@@ -1222,7 +1279,8 @@ impl Core {
             } => self.on_joined(room_id, members, peers, out),
             ServerMessage::UserJoined { user_id, client_id } => {
                 // The newcomer offers; its tile appears with its offer.
-                self.names.insert(client_id, user_id);
+                self.names.insert(client_id.clone(), user_id);
+                out.push(Command::Toast(Text::PeerJoined(self.label(&client_id))));
                 self.room_status(out);
             }
             ServerMessage::UserLeft { client_id, .. } => self.on_user_left(client_id, out),
@@ -1332,7 +1390,10 @@ impl Core {
         if self.peers.remove(&client_id).is_some() || failed {
             out.push(Command::ClosePeer(client_id.clone()));
         }
+        let who = self.label(&client_id);
+        self.peer_media.remove(&client_id);
         if self.names.remove(&client_id).is_some() {
+            out.push(Command::Toast(Text::PeerLeft(who)));
             self.room_status(out);
         }
     }
@@ -1390,10 +1451,7 @@ impl Core {
             self.on_peer_data(from_id, data, out);
         } else if let Ok(line) = content.parse::<ChatLine>() {
             // Chat that came through the relay (the sender's channel to us was not open).
-            out.push(Command::ShowChat {
-                line,
-                from: ChatFrom::Relay,
-            });
+            self.show_chat(line, ChatFrom::Relay, out);
         }
     }
 

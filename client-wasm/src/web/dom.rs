@@ -5,10 +5,17 @@ use super::error::{WebError, js};
 use super::listener::Listener;
 use super::{AppEvent, Events};
 use crate::core::MediaKind;
+use crate::core::panels::{Panel, Panels, Participant};
 use crate::i18n::{Label, Lang, Text};
+use gloo_timers::callback::Timeout;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlVideoElement, MediaStream};
+
+/// How long a short notice stays, ms, and how many are shown at most.
+const TOAST_MS: u32 = 5000;
+const MAX_TOASTS: usize = 3;
 
 /// The page's elements.
 pub struct Ui {
@@ -36,6 +43,14 @@ pub struct Ui {
     lang_select: web_sys::HtmlSelectElement,
     mic_level: web_sys::HtmlMeterElement,
     media_help: Element,
+    leave_dialog: web_sys::HtmlDialogElement,
+    toasts: Element,
+    chat_toggle: HtmlElement,
+    people_toggle: HtmlElement,
+    unread: Element,
+    people_list: Element,
+    /// The short notices shown, oldest first, each with the timer that takes it away.
+    shown_toasts: RefCell<VecDeque<(Element, Timeout)>>,
     /// The page's language, and every text shown in it (an element, the attribute or `None`
     /// for its text, and what it says), rendered again when the language changes.
     lang: Cell<Lang>,
@@ -83,11 +98,19 @@ impl Ui {
             lang_select: get(document, "lang")?,
             mic_level: get(document, "mic-level")?,
             media_help: get(document, "media-help")?,
+            leave_dialog: get(document, "leave-dialog")?,
+            toasts: get(document, "toasts")?,
+            chat_toggle: get(document, "chat-toggle")?,
+            people_toggle: get(document, "people-toggle")?,
+            unread: get(document, "unread")?,
+            people_list: get(document, "people-list")?,
+            shown_toasts: RefCell::new(VecDeque::new()),
             lang: Cell::new(Lang::default()),
             shown: RefCell::new(Vec::new()),
             _listeners: Vec::new(),
         };
         let copy: HtmlElement = get(document, "copy")?;
+        let leave_yes: HtmlElement = get(document, "leave-yes")?;
         let form: HtmlElement = get(document, "join-form")?;
         let click = |el: &HtmlElement, what: fn() -> AppEvent| {
             let events = events.clone();
@@ -154,6 +177,13 @@ impl Ui {
             chat,
             submit,
             click(&ui.leave, || AppEvent::LeaveClicked),
+            click(&leave_yes, || AppEvent::LeaveConfirmed),
+            click(&ui.chat_toggle, || {
+                AppEvent::Core(crate::core::Event::TogglePanel(Panel::Chat))
+            }),
+            click(&ui.people_toggle, || {
+                AppEvent::Core(crate::core::Event::TogglePanel(Panel::People))
+            }),
             click(&copy, || AppEvent::CopyLink),
             click(&ui.mic, || AppEvent::Toggle(MediaKind::Audio)),
             click(&ui.cam, || AppEvent::Toggle(MediaKind::Video)),
@@ -298,6 +328,89 @@ impl Ui {
         let _ = self.notice.toggle_attribute_with_force("hidden", false);
     }
 
+    /// Shows a short notice for [`TOAST_MS`] (the oldest goes when [`MAX_TOASTS`] are shown).
+    pub fn toast(&self, text: Text) {
+        let Ok(el) = self.document.create_element("p") else {
+            return;
+        };
+        self.put(&el, None, text);
+        let _ = self.toasts.append_child(&el);
+        let gone = el.clone();
+        let timer = Timeout::new(TOAST_MS, move || gone.remove());
+        let mut shown = self.shown_toasts.borrow_mut();
+        shown.retain(|(e, _)| e.is_connected());
+        shown.push_back((el, timer));
+        while shown.len() > MAX_TOASTS {
+            if let Some((oldest, _)) = shown.pop_front() {
+                oldest.remove();
+            }
+        }
+    }
+
+    /// Shows the side panels as the core has them: the one open (`body[data-panel]`, and
+    /// each button's `aria-expanded`), and the chat's unread count on its button.
+    pub fn show_panels(&self, panels: Panels) {
+        let open = match panels.open {
+            Some(Panel::Chat) => "chat",
+            Some(Panel::People) => "people",
+            None => "",
+        };
+        self.mark("data-panel", open);
+        let expanded = |on: bool| if on { "true" } else { "false" };
+        let chat = panels.open == Some(Panel::Chat);
+        let people = panels.open == Some(Panel::People);
+        let _ = self
+            .chat_toggle
+            .set_attribute("aria-expanded", expanded(chat));
+        let _ = self
+            .people_toggle
+            .set_attribute("aria-expanded", expanded(people));
+        if let Ok(Some(count)) = self.chat_toggle.query_selector(".count") {
+            let n = panels.unread.min(99).to_string();
+            count.set_text_content(Some(&n));
+            let _ = count.toggle_attribute_with_force("hidden", panels.unread == 0);
+        }
+        self.put(&self.unread, None, Text::Unread(panels.unread));
+    }
+
+    /// Lists who is in the call in the participants panel: each with a name and what of
+    /// their microphone and camera is off (`data-mic`, `data-cam`: `on`, `off`, or absent
+    /// until told).
+    pub fn show_participants(&self, people: &[Participant]) {
+        self.people_list.set_text_content(None);
+        for person in people {
+            let (Ok(li), Ok(name)) = (
+                self.document.create_element("li"),
+                self.document.create_element("span"),
+            ) else {
+                return;
+            };
+            let _ = name.set_attribute("class", "name");
+            let who = match &person.who {
+                Some(who) => Text::Peer(who.clone()),
+                None => Text::Label(Label::You),
+            };
+            self.put(&name, None, who);
+            let _ = li.append_child(&name);
+            if person.who.is_none() {
+                let _ = li.set_attribute("data-self", "");
+            }
+            if let Some(media) = person.media {
+                let on = |b: bool| if b { "on" } else { "off" };
+                let _ = li.set_attribute("data-mic", on(media.mic));
+                let _ = li.set_attribute("data-cam", on(media.cam));
+                for (off, text) in [(!media.mic, Text::MicOff), (!media.cam, Text::CamOff)] {
+                    if let (true, Ok(state)) = (off, self.document.create_element("span")) {
+                        let _ = state.set_attribute("class", "state");
+                        self.put(&state, None, text);
+                        let _ = li.append_child(&state);
+                    }
+                }
+            }
+            let _ = self.people_list.append_child(&li);
+        }
+    }
+
     /// Hides the notice.
     pub fn clear_notice(&self) {
         self.shown
@@ -308,7 +421,7 @@ impl Ui {
     }
 
     /// Shows the pre-join screen or the call (`body[data-view]`: `prejoin`, `call`), and
-    /// enables Join or Leave accordingly.
+    /// enables Join or Leave accordingly (out of a call, the leave dialog closes).
     pub fn set_in_call(&self, in_call: bool) {
         self.mark("data-view", if in_call { "call" } else { "prejoin" });
         let _ = self.join.toggle_attribute_with_force("disabled", in_call);
@@ -318,6 +431,9 @@ impl Ui {
             .password
             .toggle_attribute_with_force("disabled", in_call);
         let _ = self.leave.toggle_attribute_with_force("disabled", !in_call);
+        if !in_call {
+            self.leave_dialog.close();
+        }
     }
 
     /// Reflects a microphone or camera toggle on its button.
@@ -327,7 +443,7 @@ impl Ui {
             MediaKind::Video => &self.cam,
         };
         let _ = button.set_attribute("aria-pressed", if on { "false" } else { "true" });
-        self.put(button, None, Text::MediaButton(kind, on));
+        self.put(&text_in(button), None, Text::MediaButton(kind, on));
         self.put(button, Some("title"), Text::MediaButtonHint(kind, on));
     }
 
@@ -336,7 +452,7 @@ impl Ui {
         let _ = self
             .share
             .set_attribute("aria-pressed", if on { "true" } else { "false" });
-        self.put(&self.share, None, Text::ShareButton(on));
+        self.put(&text_in(&self.share), None, Text::ShareButton(on));
     }
 
     /// Lists the devices of `kind` in its picker, `current` selected.
@@ -383,14 +499,14 @@ impl Ui {
             .set_attribute("aria-pressed", if on { "true" } else { "false" });
         let _ = self.record.set_attribute("data-bytes", "0");
         let text = Text::RecordButton(on.then_some(0.0));
-        self.put(&self.record, None, text);
+        self.put(&text_in(&self.record), None, text);
     }
 
     /// Shows how much the recording in progress holds (also in the button's `data-bytes`).
     pub fn set_recorded(&self, bytes: f64) {
         let _ = self.record.set_attribute("data-bytes", &bytes.to_string());
         self.put(
-            &self.record,
+            &text_in(&self.record),
             None,
             Text::RecordButton(Some(megabytes(bytes))),
         );
@@ -424,6 +540,14 @@ impl Ui {
     pub fn show_media_help(&self, why: crate::i18n::MediaFailure) {
         self.put(&self.media_help, None, Text::MediaHelp(why));
         let _ = self.media_help.toggle_attribute_with_force("hidden", false);
+    }
+
+    /// Asks whether to leave the call (a modal dialog: Stay, or Leave, which sends
+    /// [`AppEvent::LeaveConfirmed`]; Escape stays).
+    pub fn confirm_leave(&self) {
+        if !self.leave_dialog.open() {
+            let _ = self.leave_dialog.show_modal();
+        }
     }
 
     /// Disables the microphone and camera buttons (no local media).
@@ -523,6 +647,14 @@ pub fn set_url_param(key: &str, value: &str) -> Result<String, WebError> {
 /// A size in bytes as megabytes.
 fn megabytes(bytes: f64) -> f64 {
     bytes / 1_000_000.0
+}
+
+/// Where a control button's words go: its `.text` (beside its icon), or the button itself.
+fn text_in(button: &HtmlElement) -> Element {
+    match button.query_selector(".text") {
+        Ok(Some(text)) => text,
+        _ => button.clone().into(),
+    }
 }
 
 /// Writes `text` as `el`'s text, or as its attribute `attr`.

@@ -47,8 +47,10 @@ pub enum AppEvent {
     Media(Result<MediaStream, WebError>),
     /// The Join button (or Enter in the room field).
     JoinClicked,
-    /// The Leave (hang up) button.
+    /// The Leave (hang up) button: asks first.
     LeaveClicked,
+    /// Leave, confirmed.
+    LeaveConfirmed,
     /// The copy-link button.
     CopyLink,
     /// A microphone or camera button.
@@ -421,7 +423,8 @@ impl App {
             }
             AppEvent::Media(result) => self.on_media(result),
             AppEvent::JoinClicked => self.on_join_clicked(),
-            AppEvent::LeaveClicked => {
+            AppEvent::LeaveClicked => self.ui.confirm_leave(),
+            AppEvent::LeaveConfirmed => {
                 self.join_waiting = None;
                 self.ui.set_in_call(false);
                 self.start_meter();
@@ -780,6 +783,9 @@ impl App {
                     self.config.ice_servers = relay_ice_servers(&servers);
                 }
             }
+            Command::Toast(text) => self.ui.toast(text),
+            Command::ShowPanels(panels) => self.ui.show_panels(panels),
+            Command::ShowParticipants(people) => self.ui.show_participants(&people),
             Command::Status(text) => {
                 self.ui.set_status(text);
                 if let Some(me) = self.core.me() {

@@ -109,8 +109,8 @@ async fn set_up(name: &str, nat: Nat, extra: &str, rounds: usize) -> Result<()> 
         let fa = first_frame(&a, &b_id).await?;
         let fb = first_frame(&b, &a_id).await?;
         times.push(fa.max(fb) - join_at);
-        a.click("leave").await?;
-        b.click("leave").await?;
+        a.leave().await?;
+        b.leave().await?;
     }
     print(json!({
         "mode": "netlab-set-up",
@@ -140,8 +140,8 @@ async fn failure(rounds: usize) -> Result<()> {
         wait_failed(&a, b_id).await?;
         wait_failed(&b, a_id).await?;
         times.push(now(&a).await? - join_at);
-        a.click("leave").await?;
-        b.click("leave").await?;
+        a.leave().await?;
+        b.leave().await?;
     }
     print(json!({
         "mode": "netlab-failure",
