@@ -118,6 +118,18 @@ ensure_netlab() {
   if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 }
 
+# axe-core (npm), which the end-to-end tests inject into the pages to check accessibility.
+AXE_VERSION=4.14.1
+ensure_axe() {
+  local js="$ROOT/.tools/node_modules/axe-core/axe.min.js"
+  if ! head -c 64 "$js" 2>/dev/null | grep -q "axe v$AXE_VERSION"; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing axe-core $AXE_VERSION from npm into .tools/"
+    npm install --prefix "$ROOT/.tools" --no-audit --no-fund --loglevel=error "axe-core@$AXE_VERSION"
+  fi
+  export AXE_JS="${AXE_JS:-$js}"
+}
+
 # Builds the browser app into dist/ (release: size-optimized wasm).
 build_app() {
   log "building the browser app (trunk build --release)"

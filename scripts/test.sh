@@ -5,6 +5,7 @@
 #   127.0.0.1:0; e2e/ makes real calls between headless Chromium and Firefox pages through the relay, on
 #   loopback and in a network lab of namespaces behind NATs and shaped links: needs root);
 #   the browser app's wasm-bindgen tests in headless Chromium and headless Firefox;
+#   accessibility with axe-core (npm, into .tools/) injected into the e2e pages;
 #   the Redis room store's tests against real redis-server processes (installed when missing).
 # Artefacts (the 3-way call screenshot) land in artifacts/.
 
@@ -17,6 +18,7 @@ ensure_firefox
 ensure_redis
 ensure_coturn
 ensure_netlab
+ensure_axe
 
 log "rustfmt"
 cargo fmt --all -- --check

@@ -148,6 +148,32 @@ pub fn artifacts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../artifacts")
 }
 
+/// axe-core's script (`AXE_JS`, or where scripts/test.sh installs it).
+fn axe_js() -> Result<String> {
+    let path = std::env::var_os("AXE_JS").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../.tools/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    );
+    std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "axe-core is missing at {} (scripts/test.sh installs it from npm)",
+            path.display()
+        )
+    })
+}
+
+/// Runs axe-core on what the page shows now; its serious and critical violations, each as
+/// `{id, impact, help, nodes}` (up to five elements).
+const AXE_RUN: &str = "const done = arguments[arguments.length - 1]; \
+    axe.run(document, { resultTypes: ['violations'] }).then(r => done(r.violations \
+      .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+      .map(v => ({ id: v.id, impact: v.impact, help: v.help, \
+        nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ')) })))) \
+    .catch(e => done([{ id: 'axe failed', help: String(e) }]));";
+
 /// A relay serving the app, plus chromedrivers: one on this machine's loopback, and, for a
 /// relay in a network lab, one inside each home that opens a page.
 pub struct Harness {
@@ -499,6 +525,28 @@ impl Page {
     pub async fn click(&self, id: &str) -> Result<()> {
         self.client.find(Locator::Id(id)).await?.click().await?;
         Ok(())
+    }
+
+    /// The serious and critical accessibility violations axe-core finds on the page now.
+    pub async fn accessibility_violations(&self) -> Result<Vec<Value>> {
+        let loaded = "return typeof axe !== 'undefined'";
+        if self.eval(loaded).await? != json!(true) {
+            self.client
+                .execute(&format!("{}\nreturn null;", axe_js()?), vec![])
+                .await?;
+        }
+        match self.client.execute_async(AXE_RUN, vec![]).await? {
+            Value::Array(found) => Ok(found),
+            other => bail!("axe-core answered {other}"),
+        }
+    }
+
+    /// Presses `key` (a WebDriver key code, e.g. Tab `\u{E004}`) where the focus is; the
+    /// id of the element focused then (`""` for none).
+    pub async fn press(&self, key: &str) -> Result<String> {
+        self.client.active_element().await?.send_keys(key).await?;
+        let id = self.eval("return document.activeElement ? document.activeElement.id : ''");
+        Ok(id.await?.as_str().unwrap_or_default().to_owned())
     }
 
     /// Sends `text` in the chat as a user does: opens the chat panel when it is closed,

@@ -186,10 +186,7 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
         .unwrap();
     c.click("leave-stay").await.unwrap();
     c.wait_leave_dialog(false).await.unwrap();
-    assert_eq!(
-        c.eval("return document.body.dataset.view").await.unwrap(),
-        serde_json::json!("call")
-    );
+    assert_in_call(&c).await;
     // One page leaves: the others' tiles for it disappear, their call goes on, and they are
     // told.
     c.leave().await.unwrap();
@@ -1194,4 +1191,157 @@ async fn ice_restart(engines: [Engine; 2]) {
         // Run alone, the test sees new frames on both pages every time.
     }
     end(harness, [a, b]).await;
+}
+
+/// The pre-join screen and the call stage (with each panel open, and Leave's question), in
+/// English and in Chinese: axe-core finds no serious or critical violation; Tab reaches every
+/// control, and the keys work them (Space on the microphone, Enter on the panels and on
+/// Leave, Escape on Leave's question).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_screen_is_accessible_and_works_by_keyboard() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    for lang in ["en", "zh-CN"] {
+        let query = format!("room=e2e-a11y-{lang}&ice=&name=Ann&lang={lang}");
+        let a = harness.page(&query).await.unwrap();
+        // axe-core does find what is wrong: a button without a name.
+        let unnamed = "const b = document.createElement('button'); b.id = 'unnamed'; \
+                       document.getElementById('join-form').append(b); return null;";
+        a.eval(unnamed).await.unwrap();
+        let found = a.accessibility_violations().await.unwrap();
+        assert!(
+            found.iter().any(|v| v["id"] == "button-name"),
+            "axe-core missed a button without a name: {found:?}"
+        );
+        a.eval("document.getElementById('unnamed').remove(); return null;")
+            .await
+            .unwrap();
+        assert_accessible(&a, &format!("the pre-join screen ({lang})")).await;
+        let prejoin = [
+            "lang",
+            "mic",
+            "cam",
+            "camera-select",
+            "mic-select",
+            "copy",
+            "room",
+            "name",
+            "password",
+            "join",
+        ];
+        assert_tab_reaches(&a, &prejoin, lang).await;
+        join(&a).await;
+        let b = harness.page(&query.replace("Ann", "Bo")).await.unwrap();
+        join(&b).await;
+        assert_full_mesh(&[&a, &b]).await;
+        assert_accessible(&a, &format!("the call ({lang})")).await;
+        let call = [
+            "mic",
+            "cam",
+            "share",
+            "saver",
+            "record",
+            "copy",
+            "chat-toggle",
+            "people-toggle",
+            "leave",
+        ];
+        assert_tab_reaches(&a, &call, lang).await;
+        // Space toggles the microphone, twice back.
+        let pressed = "return document.getElementById('mic').getAttribute('aria-pressed')";
+        focus(&a, "mic").await;
+        for want in ["true", "false"] {
+            a.press(" ").await.unwrap();
+            a.wait_for(&format!("mic pressed {want}"), MEDIA_DEADLINE, move |p| {
+                Box::pin(async move { Ok(p.eval(pressed).await? == serde_json::json!(want)) })
+            })
+            .await
+            .unwrap();
+        }
+        // Enter opens each panel.
+        for (button, panel) in [("chat-toggle", "chat"), ("people-toggle", "people")] {
+            focus(&a, button).await;
+            a.press("\u{E007}").await.unwrap();
+            let open = format!("return document.body.dataset.panel === '{panel}'");
+            a.wait_for(
+                &format!("the {panel} panel open"),
+                MEDIA_DEADLINE,
+                move |p| {
+                    let open = open.clone();
+                    Box::pin(async move { Ok(p.eval(&open).await? == serde_json::json!(true)) })
+                },
+            )
+            .await
+            .unwrap();
+            assert_accessible(&a, &format!("the call with the {panel} panel ({lang})")).await;
+        }
+        if lang == "zh-CN" {
+            a.screenshot(&artifacts_dir().join("call-people-zh-CN.png"))
+                .await
+                .unwrap();
+        }
+        // Enter on Leave asks; the question is accessible; Escape stays in the call.
+        focus(&a, "leave").await;
+        a.press("\u{E007}").await.unwrap();
+        a.wait_leave_dialog(true).await.unwrap();
+        assert_accessible(&a, &format!("Leave's question ({lang})")).await;
+        a.press("\u{E00C}").await.unwrap();
+        a.wait_leave_dialog(false).await.unwrap();
+        assert_in_call(&a).await;
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    }
+    harness.stop().await.unwrap();
+}
+
+/// Asserts that axe-core finds no serious or critical violation on `page` now.
+async fn assert_accessible(page: &Page, what: &str) {
+    let found = page.accessibility_violations().await.unwrap();
+    assert!(found.is_empty(), "{what}: {found:#?}");
+}
+
+/// Asserts that pressing Tab from the top of `page` reaches every control of `ids` that is
+/// enabled (a picker with one device is disabled: there is nothing to pick).
+async fn assert_tab_reaches(page: &Page, ids: &[&str], lang: &str) {
+    let enabled = format!("return {ids:?}.filter(id => !document.getElementById(id).disabled)");
+    let enabled: Vec<String> = serde_json::from_value(page.eval(&enabled).await.unwrap()).unwrap();
+    let disabled: Vec<&&str> = ids
+        .iter()
+        .filter(|id| !enabled.iter().any(|e| e == *id))
+        .collect();
+    assert!(
+        disabled.iter().all(|id| id.ends_with("-select")),
+        "{lang}: controls disabled: {disabled:?}"
+    );
+    let ids = enabled;
+    page.eval("document.activeElement && document.activeElement.blur(); return null;")
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    for _ in 0..ids.len() + 8 {
+        order.push(page.press("\u{E004}").await.unwrap());
+    }
+    for id in &ids {
+        assert!(
+            order.iter().any(|o| o == id),
+            "{lang}: Tab never reaches #{id}: {order:?}"
+        );
+    }
+}
+
+/// Asserts that `page` shows the call (not the pre-join screen).
+async fn assert_in_call(page: &Page) {
+    let view = page
+        .eval("return document.body.dataset.view")
+        .await
+        .unwrap();
+    assert_eq!(view, serde_json::json!("call"));
+}
+
+/// Moves the focus to element `id`.
+async fn focus(page: &Page, id: &str) {
+    page.eval(&format!(
+        "document.getElementById('{id}').focus(); return null;"
+    ))
+    .await
+    .unwrap();
 }

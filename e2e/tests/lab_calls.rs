@@ -599,6 +599,10 @@ async fn four_pages_hold_their_frame_rate_on_two_megabits_and_adapt_to_400_kbit(
         "{:.1} % of the time frozen over the 12 links, every one at 15 fps or more",
         total * 100.0
     );
+    pages[0]
+        .screenshot(&e2e::artifacts_dir().join("call-4way.png"))
+        .await
+        .unwrap();
     let before: Vec<(f64, f64)> = (1..4)
         .map(|j| (w[j][&ids[0]].fps, w[0][&ids[j]].send_height))
         .collect();
