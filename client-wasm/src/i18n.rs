@@ -323,6 +323,13 @@ pub enum Text {
     PeerLeft(Who),
     /// Chat messages not read yet (said on the chat button).
     Unread(u32),
+    /// A tile's buttons: show it large (or again in the grid), full screen, picture in
+    /// picture.
+    TileFocus,
+    /// See `TileFocus`.
+    TileFullscreen,
+    /// See `TileFocus`.
+    TilePictureInPicture,
     /// The grid without anybody else.
     NobodyYet,
     /// A tile whose sender paused its video to this page.
@@ -447,6 +454,9 @@ impl Text {
             Text::Reconnecting => p.reconnecting.into(),
             Text::MicOff => p.mic_off.into(),
             Text::CamOff => p.cam_off.into(),
+            Text::TileFocus => p.tile_focus.into(),
+            Text::TileFullscreen => p.tile_fullscreen.into(),
+            Text::TilePictureInPicture => p.tile_pip.into(),
             Text::Error(e) => fill(p.error, &[("e", e)]),
             Text::AppFailed(e) => fill(p.app_failed, &[("e", e)]),
             Text::WaitingForMedia => p.waiting_for_media.into(),
@@ -595,6 +605,9 @@ struct Phrases {
     reconnecting: &'static str,
     mic_off: &'static str,
     cam_off: &'static str,
+    tile_focus: &'static str,
+    tile_fullscreen: &'static str,
+    tile_pip: &'static str,
     error: &'static str,
     app_failed: &'static str,
     waiting_for_media: &'static str,
@@ -706,6 +719,9 @@ static EN: Phrases = Phrases {
     reconnecting: "reconnecting…",
     mic_off: "microphone off",
     cam_off: "camera off",
+    tile_focus: "Show large",
+    tile_fullscreen: "Full screen",
+    tile_pip: "Picture in picture",
     error: "{e}",
     app_failed: "The app could not start: {e}",
     waiting_for_media: "waiting for camera and microphone…",
@@ -820,6 +836,9 @@ static ZH: Phrases = Phrases {
     reconnecting: "正在重新连接…",
     mic_off: "麦克风已关闭",
     cam_off: "摄像头已关闭",
+    tile_focus: "放大显示",
+    tile_fullscreen: "全屏",
+    tile_pip: "画中画",
     error: "出错了：{e}",
     app_failed: "应用无法启动：{e}",
     waiting_for_media: "正在等待摄像头和麦克风…",

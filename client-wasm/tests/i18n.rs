@@ -203,6 +203,9 @@ fn every_text() -> Vec<Text> {
         Text::VideoPaused,
         Text::Reconnecting,
         Text::MicOff,
+        Text::TileFocus,
+        Text::TileFullscreen,
+        Text::TilePictureInPicture,
         Text::CamOff,
         Text::Error("getStats: e".into()),
         Text::AppFailed("e".into()),
@@ -267,6 +270,9 @@ fn covered(text: &Text) {
         | Text::VideoPaused
         | Text::Reconnecting
         | Text::MicOff
+        | Text::TileFocus
+        | Text::TileFullscreen
+        | Text::TilePictureInPicture
         | Text::CamOff
         | Text::Error(_)
         | Text::AppFailed(_)

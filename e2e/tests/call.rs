@@ -9,6 +9,7 @@
 
 use e2e::Engine::{Chromium as C, Firefox as F};
 use e2e::{Engine, Harness, Page, artifacts_dir};
+use serde_json::json;
 use server::Config;
 use std::time::Duration;
 
@@ -168,6 +169,7 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
         .unwrap();
     first_tile.click().await.unwrap();
     assert_eq!(c.eval(focus).await.unwrap(), serde_json::json!([0, false]));
+    tile_buttons(&c).await;
     // A phone-sized viewport: one column, controls wrapped.
     c.client.set_window_size(390, 844).await.unwrap();
     let columns = "return getComputedStyle(document.getElementById('grid'))\
@@ -1326,6 +1328,58 @@ async fn assert_tab_reaches(page: &Page, ids: &[&str], lang: &str) {
             "{lang}: Tab never reaches #{id}: {order:?}"
         );
     }
+}
+
+/// A tile's buttons work by keyboard: Enter on "show large" focuses the tile (the button says
+/// so) and again unfocuses it; Enter on "full screen" shows it full screen and back; the
+/// picture-in-picture button is offered exactly where the browser can.
+async fn tile_buttons(page: &Page) {
+    let tile = "document.querySelector('#grid .tile')";
+    let press_on = |class: &str| {
+        format!(
+            "{tile}.querySelector('.{class}').focus(); return document.activeElement.className;"
+        )
+    };
+    let state = format!(
+        "return [document.querySelectorAll('#grid .tile[data-focused]').length, \
+         {tile}.querySelector('.tile-focus').getAttribute('aria-pressed'), \
+         document.fullscreenElement === {tile}];"
+    );
+    assert_eq!(
+        page.eval(&press_on("tile-focus")).await.unwrap(),
+        "tile-focus"
+    );
+    for want in [json!([1, "true", false]), json!([0, "false", false])] {
+        page.press("\u{E007}").await.unwrap();
+        wait_eval(page, "the focus button", &state, want).await;
+    }
+    assert_eq!(
+        page.eval(&press_on("tile-fullscreen")).await.unwrap(),
+        "tile-fullscreen"
+    );
+    for want in [json!([0, "false", true]), json!([0, "false", false])] {
+        page.press("\u{E007}").await.unwrap();
+        wait_eval(page, "the full-screen button", &state, want).await;
+    }
+    let pip = format!(
+        "return [{tile}.querySelector('.tile-pip').hidden, !document.pictureInPictureEnabled];"
+    );
+    let offered = page.eval(&pip).await.unwrap();
+    assert_eq!(
+        offered[0], offered[1],
+        "picture in picture offered: {offered}"
+    );
+}
+
+/// Waits until `script` returns `want` on `page`.
+async fn wait_eval(page: &Page, what: &str, script: &str, want: serde_json::Value) {
+    let (script, shown) = (script.to_owned(), format!("{what}: {want}"));
+    page.wait_for(&shown, MEDIA_DEADLINE, move |p| {
+        let (script, want) = (script.clone(), want.clone());
+        Box::pin(async move { Ok(p.eval(&script).await? == want) })
+    })
+    .await
+    .unwrap();
 }
 
 /// Asserts that `page` shows the call (not the pre-join screen).

@@ -15,6 +15,7 @@ pub mod media;
 pub mod peer;
 pub mod record;
 pub mod signal;
+mod tile_actions;
 
 use crate::core::{Command, Core, Event, MediaKind, SdpKind};
 use crate::i18n::{Lang, ShareFailure, Text};

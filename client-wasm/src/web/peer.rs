@@ -4,6 +4,7 @@
 
 use super::error::{WebError, await_promise, js};
 use super::listener::Listener;
+use super::tile_actions::TileActions;
 use super::{AppEvent, Events};
 use crate::core::budget::{Encoding, EngineLimit, SendSample, Sent};
 use crate::core::{Event, PeerLink, SdpKind, Unreachable};
@@ -41,6 +42,8 @@ pub struct Peer {
     received: Option<crate::stats::Received>,
     sent: Option<Sent>,
     lang: Lang,
+    /// The tile's buttons (focus, full screen, picture in picture).
+    actions: TileActions,
     _listeners: Vec<Listener>,
 }
 
@@ -70,7 +73,7 @@ impl Peer {
         listeners.extend(media_listeners(&pc, &video, &tile, events));
         let (chat, chat_listeners) = chat_channel(&pc, id, &tile, events);
         listeners.extend(chat_listeners);
-        listeners.push(focus_on_click(&tile, grid));
+        let actions = TileActions::new(&document, &tile, &video, grid, events)?;
         grid.append_child(&tile).map_err(js("appendChild"))?;
         let mut peer = Peer {
             pc,
@@ -88,6 +91,7 @@ impl Peer {
             received: None,
             sent: None,
             lang: Lang::default(),
+            actions,
             _listeners: listeners,
         };
         if offerer {
@@ -237,6 +241,7 @@ impl Peer {
         let _ = self
             .media_line
             .set_attribute("title", &Text::MediaLines.render(lang));
+        self.actions.render(lang);
         self.show_lines();
     }
 
@@ -622,23 +627,6 @@ fn chat_channel(
         }));
     }
     (chat, listeners)
-}
-
-/// A click focuses the tile (large, the others small); another click unfocuses.
-fn focus_on_click(tile: &Element, grid: &Element) -> Listener {
-    let (tile2, grid2) = (tile.clone(), grid.clone());
-    Listener::new(tile.as_ref(), "click", move |_| {
-        let focused = !tile2.has_attribute("data-focused");
-        if let Ok(all) = grid2.query_selector_all(".tile[data-focused]") {
-            for i in 0..all.length() {
-                if let Some(el) = all.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
-                    let _ = el.remove_attribute("data-focused");
-                }
-            }
-        }
-        let _ = tile2.toggle_attribute_with_force("data-focused", focused);
-        let _ = grid2.toggle_attribute_with_force("data-focus", focused);
-    })
 }
 
 /// A microphone struck through (inline SVG, drawn in the text colour).

@@ -1,0 +1,173 @@
+//! A remote tile's buttons: show it large (focus), full screen, picture in picture. They
+//! work by keyboard as by mouse (a click on the tile itself also focuses it); what the
+//! browser cannot do is not offered (no picture-in-picture button without
+//! `document.pictureInPictureEnabled`).
+
+use super::error::{WebError, await_promise, js};
+use super::listener::Listener;
+use super::{AppEvent, Events};
+use crate::i18n::{Lang, Text};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Document, Element, HtmlVideoElement};
+
+/// Four arrows outwards.
+const FOCUS_ICON: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\" focusable=\"false\">\
+<path fill=\"none\" stroke=\"currentColor\" stroke-width=\"2\" stroke-linecap=\"round\" \
+d=\"M4 9V4h5M20 9V4h-5M4 15v5h5M20 15v5h-5\"/></svg>";
+
+/// A screen with corners.
+const FULLSCREEN_ICON: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\" \
+focusable=\"false\"><path fill=\"none\" stroke=\"currentColor\" stroke-width=\"2\" \
+d=\"M3 5h18v14H3z\"/><path fill=\"currentColor\" d=\"M6 8h4v2H8v2H6zM18 16h-4v-2h2v-2h2z\"/></svg>";
+
+/// A small picture in a large one.
+const PIP_ICON: &str = "<svg viewBox=\"0 0 24 24\" aria-hidden=\"true\" focusable=\"false\">\
+<path fill=\"none\" stroke=\"currentColor\" stroke-width=\"2\" d=\"M3 5h18v14H3z\"/>\
+<path fill=\"currentColor\" d=\"M12 11h7v6h-7z\"/></svg>";
+
+/// The buttons of one tile, and their listeners.
+pub(crate) struct TileActions {
+    buttons: [(Element, Text); 3],
+    _listeners: Vec<Listener>,
+}
+
+impl TileActions {
+    /// Adds the buttons to `tile` (in `grid`), showing `video`.
+    pub(crate) fn new(
+        document: &Document,
+        tile: &Element,
+        video: &HtmlVideoElement,
+        grid: &Element,
+        events: &Events,
+    ) -> Result<TileActions, WebError> {
+        let bar = document
+            .create_element("div")
+            .map_err(js("createElement"))?;
+        bar.set_class_name("tile-actions");
+        let button = |class: &str, icon: &str| -> Result<Element, WebError> {
+            let b = document
+                .create_element("button")
+                .map_err(js("createElement"))?;
+            b.set_class_name(class);
+            b.set_attribute("type", "button")
+                .map_err(js("setAttribute"))?;
+            b.set_inner_html(icon);
+            bar.append_child(&b).map_err(js("appendChild"))?;
+            Ok(b)
+        };
+        let focus = button("tile-focus", FOCUS_ICON)?;
+        focus
+            .set_attribute("aria-pressed", "false")
+            .map_err(js("setAttribute"))?;
+        let fullscreen = button("tile-fullscreen", FULLSCREEN_ICON)?;
+        let pip = button("tile-pip", PIP_ICON)?;
+        let pip_enabled = js_sys::Reflect::get(document, &"pictureInPictureEnabled".into())
+            .is_ok_and(|v| v.is_truthy());
+        pip.toggle_attribute_with_force("hidden", !pip_enabled)
+            .map_err(js("toggleAttribute"))?;
+        tile.append_child(&bar).map_err(js("appendChild"))?;
+        let listeners = vec![
+            on_click(&focus, {
+                let (tile, grid) = (tile.clone(), grid.clone());
+                move || toggle_focus(&tile, &grid)
+            }),
+            on_click(&fullscreen, {
+                let (tile, events) = (tile.clone(), events.clone());
+                move || toggle_fullscreen(&tile, &events)
+            }),
+            on_click(&pip, {
+                let (video, events) = (video.clone(), events.clone());
+                move || toggle_pip(&video, &events)
+            }),
+            // A click on the tile itself focuses it too.
+            Listener::new(tile.as_ref(), "click", {
+                let (tile, grid) = (tile.clone(), grid.clone());
+                move |_| toggle_focus(&tile, &grid)
+            }),
+        ];
+        Ok(TileActions {
+            buttons: [
+                (focus, Text::TileFocus),
+                (fullscreen, Text::TileFullscreen),
+                (pip, Text::TilePictureInPicture),
+            ],
+            _listeners: listeners,
+        })
+    }
+
+    /// Names the buttons in `lang` (their label and tooltip).
+    pub(crate) fn render(&self, lang: Lang) {
+        for (button, text) in &self.buttons {
+            let words = text.render(lang);
+            let _ = button.set_attribute("aria-label", &words);
+            let _ = button.set_attribute("title", &words);
+        }
+    }
+}
+
+/// Calls `then` on a click of `button`, the click kept from the tile under it.
+fn on_click(button: &Element, then: impl Fn() + 'static) -> Listener {
+    Listener::new(button.as_ref(), "click", move |ev| {
+        ev.stop_propagation();
+        then();
+    })
+}
+
+/// Shows `tile` large (the others small), or the grid again when it already is; every
+/// tile's focus button says whether its tile is shown large.
+fn toggle_focus(tile: &Element, grid: &Element) {
+    let focused = !tile.has_attribute("data-focused");
+    if let Ok(all) = grid.query_selector_all(".tile") {
+        for el in (0..all.length()).filter_map(|i| all.item(i)?.dyn_into::<Element>().ok()) {
+            let this = el.is_same_node(Some(tile)) && focused;
+            let _ = el.toggle_attribute_with_force("data-focused", this);
+            if let Ok(Some(button)) = el.query_selector(".tile-focus") {
+                let _ = button.set_attribute("aria-pressed", if this { "true" } else { "false" });
+            }
+        }
+    }
+    let _ = grid.toggle_attribute_with_force("data-focus", focused);
+}
+
+/// Shows `tile` full screen, or leaves full screen when it is.
+fn toggle_fullscreen(tile: &Element, events: &Events) {
+    let Some(document) = tile.owner_document() else {
+        return;
+    };
+    let result = match document.fullscreen_element() {
+        Some(el) if el.is_same_node(Some(tile)) => {
+            document.exit_fullscreen();
+            Ok(())
+        }
+        _ => tile.request_fullscreen(),
+    };
+    if let Err(e) = result {
+        events.send(AppEvent::Error(WebError::from_js("requestFullscreen", e)));
+    }
+}
+
+/// Shows `video` in a picture-in-picture window, or closes the window when it does.
+fn toggle_pip(video: &HtmlVideoElement, events: &Events) {
+    let Some(document) = video.owner_document() else {
+        return;
+    };
+    let current = js_sys::Reflect::get(&document, &"pictureInPictureElement".into());
+    let shown = current.is_ok_and(|el| el == JsValue::from(video));
+    let (target, method): (JsValue, &'static str) = match shown {
+        true => (document.into(), "exitPictureInPicture"),
+        false => (video.into(), "requestPictureInPicture"),
+    };
+    let call = js_sys::Reflect::get(&target, &method.into())
+        .and_then(|f| f.dyn_into::<js_sys::Function>())
+        .and_then(|f| f.call0(&target))
+        .and_then(|p| p.dyn_into::<js_sys::Promise>());
+    let events = events.clone();
+    match call {
+        Ok(promise) => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = await_promise(method, promise).await {
+                events.send(AppEvent::Error(e));
+            }
+        }),
+        Err(e) => events.send(AppEvent::Error(WebError::from_js(method, e))),
+    }
+}
