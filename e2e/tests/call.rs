@@ -1399,3 +1399,38 @@ async fn focus(page: &Page, id: &str) {
     .await
     .unwrap();
 }
+
+/// "Copy link" puts the room's link in the page's address, copies it, shows it, and offers it
+/// to the system's share sheet where the browser has one (headless Chromium on Linux has
+/// none: stubbed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_link_copies_shows_and_shares_the_rooms_link() {
+    let harness = Harness::start(Config::default()).await.unwrap();
+    let a = harness.page("room=e2e-invite&ice=").await.unwrap();
+    join(&a).await;
+    // The share sheet and the clipboard, stubbed to see what they are given (reading the
+    // clipboard back needs a permission the test browser does not have).
+    let stub = "Object.defineProperty(navigator, 'share', { configurable: true, \
+                value: d => { window.shared = d; return Promise.resolve(); } }); \
+                navigator.clipboard.writeText = t => { window.copied = t; \
+                return Promise.resolve(); }; return null;";
+    a.eval(stub).await.unwrap();
+    a.click("copy").await.unwrap();
+    let state = "return [location.href, document.getElementById('notice').textContent, \
+                 window.shared ? window.shared.url : null, window.copied || null];";
+    let what = "the link shown, shared and copied";
+    a.wait_for(what, MEDIA_DEADLINE, move |p| {
+        Box::pin(async move {
+            let v = p.eval(state).await?;
+            let href = v[0].as_str().unwrap_or_default().to_owned();
+            Ok(href.contains("room=e2e-invite")
+                && v[1] == json!(format!("Link to share: {href}"))
+                && v[2] == json!(href)
+                && v[3] == json!(href))
+        })
+    })
+    .await
+    .unwrap();
+    a.close().await.unwrap();
+    harness.stop().await.unwrap();
+}

@@ -27,9 +27,9 @@ use peer::Peer;
 use protocol::{ClientId, RoomId, UserId};
 use signal::SignalTx;
 use std::collections::BTreeMap;
-use wasm_bindgen::JsValue;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{MediaStream, MediaStreamTrack};
 
 /// How often connection statistics are read, ms.
@@ -1030,15 +1030,40 @@ impl App {
         let Some(window) = web_sys::window() else {
             return;
         };
-        let promise = window.navigator().clipboard().write_text(&href);
-        let events = self.events.clone();
-        wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = error::await_promise("clipboard.writeText", promise).await {
-                events.send(AppEvent::Error(e));
-            }
-        });
+        let navigator = window.navigator();
+        let copied = navigator.clipboard().write_text(&href);
+        self.settle("clipboard.writeText", copied);
+        if let Some(shared) = web_share(&navigator, &href) {
+            self.settle("navigator.share", shared);
+        }
         self.ui.set_notice(Text::LinkToShare(href));
     }
+
+    /// Waits for `promise` in the background; a rejection is shown as an error (a share the
+    /// user cancelled is not one).
+    fn settle(&self, api: &'static str, promise: js_sys::Promise) {
+        let events = self.events.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            match error::await_promise(api, promise).await {
+                Err(e) if e.name.as_deref() != Some("AbortError") => {
+                    events.send(AppEvent::Error(e))
+                }
+                _ => {}
+            }
+        });
+    }
+}
+
+/// Offers `url` to the system's share sheet (the Web Share API, where the browser has it: on
+/// phones mostly).
+fn web_share(navigator: &web_sys::Navigator, url: &str) -> Option<js_sys::Promise> {
+    let share = js_sys::Reflect::get(navigator, &"share".into()).ok()?;
+    let share = share.dyn_into::<js_sys::Function>().ok()?;
+    let data = js_sys::Object::new();
+    js_sys::Reflect::set(&data, &"url".into(), &url.into()).ok()?;
+    let title = web_sys::window()?.document()?.title();
+    js_sys::Reflect::set(&data, &"title".into(), &title.into()).ok()?;
+    share.call1(navigator, &data).ok()?.dyn_into().ok()
 }
 
 /// Asks the browser for a screen, window or tab to share.
