@@ -120,6 +120,8 @@ pub enum Label {
     Camera,
     /// The microphone picker.
     Microphone,
+    /// The speaker picker.
+    Speaker,
     /// The local tile.
     You,
     /// The grid of remote tiles.
@@ -140,7 +142,7 @@ pub enum Label {
 
 impl Label {
     /// Every label.
-    pub const ALL: [Label; 31] = [
+    pub const ALL: [Label; 32] = [
         Label::AppTitle,
         Label::Loading,
         Label::Room,
@@ -164,6 +166,7 @@ impl Label {
         Label::CallControls,
         Label::Camera,
         Label::Microphone,
+        Label::Speaker,
         Label::You,
         Label::Participants,
         Label::Chat,
@@ -200,6 +203,7 @@ impl Label {
             Label::CallControls => "call-controls",
             Label::Camera => "camera",
             Label::Microphone => "microphone",
+            Label::Speaker => "speaker",
             Label::You => "you",
             Label::Participants => "participants",
             Label::Chat => "chat",
@@ -228,6 +232,26 @@ pub enum MediaFailure {
     InUse,
     /// Anything else.
     Unavailable,
+}
+
+/// A kind of device a picker lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// A camera.
+    Camera,
+    /// A microphone.
+    Microphone,
+    /// A speaker (an audio output).
+    Speaker,
+}
+
+impl From<MediaKind> for Device {
+    fn from(kind: MediaKind) -> Device {
+        match kind {
+            MediaKind::Audio => Device::Microphone,
+            MediaKind::Video => Device::Camera,
+        }
+    }
 }
 
 /// Why screen sharing did not start.
@@ -373,9 +397,9 @@ pub enum Text {
     /// The link to a finished recording, with its megabytes.
     DownloadRecording(f64),
     /// A device without a label in its picker: "Camera 2".
-    DeviceNumbered(MediaKind, usize),
+    DeviceNumbered(Device, usize),
     /// A picker's tooltip, for how many devices it found.
-    DevicePicker(MediaKind, usize),
+    DevicePicker(Device, usize),
     /// A tile's quality line.
     Quality(crate::stats::Quality),
     /// The tile's region holding the quality line.
@@ -574,7 +598,7 @@ struct Phrases {
     share_failure: fn(ShareFailure) -> &'static str,
     media_button: fn(MediaKind, bool) -> &'static str,
     key_hint: fn(MediaKind) -> &'static str,
-    device: fn(MediaKind) -> &'static str,
+    device: fn(Device) -> &'static str,
     grade: fn(Grade) -> &'static str,
     limit: fn(Limit) -> &'static str,
     ready_to_join: &'static str,
@@ -680,8 +704,9 @@ static EN: Phrases = Phrases {
         MediaKind::Video => "camera, key v",
     },
     device: |kind| match kind {
-        MediaKind::Audio => "Microphone",
-        MediaKind::Video => "Camera",
+        Device::Microphone => "Microphone",
+        Device::Camera => "Camera",
+        Device::Speaker => "Speaker",
     },
     grade: |grade| match grade {
         Grade::Unknown => "unknown",
@@ -791,8 +816,9 @@ static ZH: Phrases = Phrases {
         MediaKind::Video => "摄像头，按键 v",
     },
     device: |kind| match kind {
-        MediaKind::Audio => "麦克风",
-        MediaKind::Video => "摄像头",
+        Device::Microphone => "麦克风",
+        Device::Camera => "摄像头",
+        Device::Speaker => "扬声器",
     },
     grade: |grade| match grade {
         Grade::Unknown => "未知",
@@ -892,6 +918,7 @@ fn label_en(label: Label) -> &'static str {
         Label::CallControls => "Call controls",
         Label::Camera => "Camera",
         Label::Microphone => "Microphone",
+        Label::Speaker => "Speaker",
         Label::You => "You",
         Label::Participants => "Participants",
         Label::Chat => "Chat",
@@ -928,6 +955,7 @@ fn label_zh(label: Label) -> &'static str {
         Label::CallControls => "通话控制",
         Label::Camera => "摄像头",
         Label::Microphone => "麦克风",
+        Label::Speaker => "扬声器",
         Label::You => "你",
         Label::Participants => "参与者",
         Label::Chat => "聊天",

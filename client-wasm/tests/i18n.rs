@@ -5,7 +5,7 @@
 
 use client_wasm::core::budget::{Limit, Sent};
 use client_wasm::core::{MediaKind, Unreachable};
-use client_wasm::i18n::{Label, Lang, MediaFailure, ShareFailure, Text, Who};
+use client_wasm::i18n::{Device, Label, Lang, MediaFailure, ShareFailure, Text, Who};
 use client_wasm::stats::{Grade, Quality, Received};
 
 const PAGE: &str = include_str!("../../www/index.html");
@@ -224,8 +224,9 @@ fn every_text() -> Vec<Text> {
         Text::ShareButton(true),
         Text::RecordButton(Some(1.5)),
         Text::DownloadRecording(1.5),
-        Text::DeviceNumbered(MediaKind::Video, 2),
-        Text::DevicePicker(MediaKind::Audio, 1),
+        Text::DeviceNumbered(Device::Camera, 2),
+        Text::DevicePicker(Device::Microphone, 1),
+        Text::DevicePicker(Device::Speaker, 3),
         Text::Quality(quality),
         Text::ConnectionQuality,
         Text::MediaLines,

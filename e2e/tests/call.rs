@@ -80,6 +80,7 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
     join(&a).await;
     join(&b).await;
     assert_full_mesh(&[&a, &b]).await;
+    speaker_choice(&a).await;
 
     // Mute and camera-off act on the local tracks (track.enabled) and show on the buttons.
     let track_state = "const s = document.getElementById('local-video').srcObject; \
@@ -1369,6 +1370,53 @@ async fn tile_buttons(page: &Page) {
         offered[0], offered[1],
         "picture in picture offered: {offered}"
     );
+}
+
+/// The speaker picker lists the speakers the browser can play on (none, and the picker not
+/// shown, without `setSinkId`); choosing one plays every peer's sound there.
+async fn speaker_choice(page: &Page) {
+    let listed = "return (async () => { \
+        const can = typeof HTMLMediaElement.prototype.setSinkId === 'function'; \
+        const all = await navigator.mediaDevices.enumerateDevices(); \
+        const outs = can ? all.filter(d => d.kind === 'audiooutput').map(d => d.deviceId) : []; \
+        const s = document.getElementById('speaker-select'); \
+        return [outs, Array.from(s.options).map(o => o.value), s.hidden]; })();";
+    let what = "the speaker picker listing the speakers";
+    page.wait_for(what, MEDIA_DEADLINE, move |p| {
+        Box::pin(async move {
+            let v = p.eval(listed).await?;
+            Ok(v[0] == v[1] && v[2] == json!(v[0].as_array().is_none_or(|o| o.is_empty())))
+        })
+    })
+    .await
+    .unwrap();
+    let v = page.eval(listed).await.unwrap();
+    let Some(last) = v[0].as_array().and_then(|o| o.last()).cloned() else {
+        println!("this browser lists no speaker it can choose: the picker is not shown");
+        return;
+    };
+    let choose = "const s = document.getElementById('speaker-select'); s.value = arguments[0]; \
+                  s.dispatchEvent(new Event('change')); return null;";
+    page.client
+        .execute(choose, vec![last.clone()])
+        .await
+        .unwrap();
+    let sinks =
+        "return Array.from(document.querySelectorAll('#grid .tile video')).map(v => v.sinkId)";
+    page.wait_for(
+        "every peer's sound on the chosen speaker",
+        MEDIA_DEADLINE,
+        move |p| {
+            let last = last.clone();
+            Box::pin(async move {
+                let v = p.eval(sinks).await?;
+                Ok(v.as_array()
+                    .is_some_and(|s| !s.is_empty() && s.iter().all(|x| *x == last)))
+            })
+        },
+    )
+    .await
+    .unwrap();
 }
 
 /// Waits until `script` returns `want` on `page`.

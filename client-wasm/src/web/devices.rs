@@ -1,6 +1,7 @@
-//! Camera and microphone choice: the pickers list the devices (enumerateDevices, again on
-//! `devicechange`), and a new choice replaces the track live on every peer connection
-//! (replaceTrack: the call goes on without renegotiation).
+//! Camera, microphone and speaker choice: the pickers list the devices (enumerateDevices,
+//! again on `devicechange`); a new camera or microphone replaces the track live on every peer
+//! connection (replaceTrack: the call goes on without renegotiation), a new speaker plays
+//! every peer's sound (`setSinkId`, where the browser has it).
 
 use super::error::{WebError, await_promise, js};
 use crate::core::MediaKind;
@@ -18,8 +19,19 @@ pub struct Device {
     pub label: String,
 }
 
-/// The cameras and microphones, in the browser's order.
-pub async fn list() -> Result<(Vec<Device>, Vec<Device>), WebError> {
+/// The devices of each kind, in the browser's order.
+#[derive(Debug, Clone, Default)]
+pub struct Devices {
+    /// The cameras.
+    pub cameras: Vec<Device>,
+    /// The microphones.
+    pub mics: Vec<Device>,
+    /// The speakers (none listed where the browser cannot choose one: no `setSinkId`).
+    pub speakers: Vec<Device>,
+}
+
+/// Lists the devices.
+pub async fn list() -> Result<Devices, WebError> {
     let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;
     let devices = window
         .navigator()
@@ -32,7 +44,8 @@ pub async fn list() -> Result<(Vec<Device>, Vec<Device>), WebError> {
             .map_err(js("enumerateDevices"))?,
     )
     .await?;
-    let (mut cameras, mut mics) = (Vec::new(), Vec::new());
+    let mut found = Devices::default();
+    let sinks = can_choose_speaker();
     for info in js_sys::Array::from(&all).iter() {
         let Ok(info) = info.dyn_into::<MediaDeviceInfo>() else {
             continue;
@@ -42,12 +55,35 @@ pub async fn list() -> Result<(Vec<Device>, Vec<Device>), WebError> {
             label: info.label(),
         };
         match info.kind() {
-            MediaDeviceKind::Videoinput => cameras.push(device),
-            MediaDeviceKind::Audioinput => mics.push(device),
+            MediaDeviceKind::Videoinput => found.cameras.push(device),
+            MediaDeviceKind::Audioinput => found.mics.push(device),
+            MediaDeviceKind::Audiooutput if sinks => found.speakers.push(device),
             _ => {}
         }
     }
-    Ok((cameras, mics))
+    Ok(found)
+}
+
+/// Whether the browser can play a media element on a chosen speaker.
+fn can_choose_speaker() -> bool {
+    let Ok(element) = js_sys::Reflect::get(&js_sys::global(), &"HTMLMediaElement".into()) else {
+        return false;
+    };
+    js_sys::Reflect::get(&element, &"prototype".into())
+        .and_then(|p| js_sys::Reflect::has(&p, &"setSinkId".into()))
+        .unwrap_or(false)
+}
+
+/// Plays `media` on the speaker `id` (`setSinkId`).
+pub async fn set_speaker(media: &web_sys::HtmlMediaElement, id: &str) -> Result<(), WebError> {
+    let set = js_sys::Reflect::get(media, &"setSinkId".into())
+        .and_then(|f| f.dyn_into::<js_sys::Function>())
+        .map_err(js("setSinkId"))?;
+    let promise = set
+        .call1(media, &JsValue::from_str(id))
+        .and_then(|p| p.dyn_into::<js_sys::Promise>())
+        .map_err(js("setSinkId"))?;
+    await_promise("setSinkId", promise).await.map(|_| ())
 }
 
 /// A track from the device `id` of `kind`.

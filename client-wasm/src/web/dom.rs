@@ -6,7 +6,7 @@ use super::listener::Listener;
 use super::{AppEvent, Events};
 use crate::core::MediaKind;
 use crate::core::panels::{Panel, Panels, Participant};
-use crate::i18n::{Label, Lang, Text};
+use crate::i18n::{Device, Label, Lang, Text};
 use gloo_timers::callback::Timeout;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -31,6 +31,7 @@ pub struct Ui {
     saver: HtmlElement,
     camera_select: web_sys::HtmlSelectElement,
     mic_select: web_sys::HtmlSelectElement,
+    speaker_select: web_sys::HtmlSelectElement,
     record: HtmlElement,
     download: web_sys::HtmlAnchorElement,
     status: Element,
@@ -87,6 +88,7 @@ impl Ui {
             saver: get(document, "saver")?,
             camera_select: get(document, "camera-select")?,
             mic_select: get(document, "mic-select")?,
+            speaker_select: get(document, "speaker-select")?,
             record: get(document, "record")?,
             download: get(document, "download")?,
             status: get(document, "status")?,
@@ -173,6 +175,12 @@ impl Ui {
             lang,
             pick(&ui.camera_select, MediaKind::Video),
             pick(&ui.mic_select, MediaKind::Audio),
+            {
+                let (events, select) = (events.clone(), ui.speaker_select.clone());
+                Listener::new(ui.speaker_select.as_ref(), "change", move |_| {
+                    events.send(AppEvent::SpeakerChosen(select.value()));
+                })
+            },
             keys,
             chat,
             submit,
@@ -455,17 +463,22 @@ impl Ui {
         self.put(&text_in(&self.share), None, Text::ShareButton(on));
     }
 
-    /// Lists the devices of `kind` in its picker, `current` selected.
+    /// Lists the devices of `kind` in its picker, `current` selected (the speaker picker
+    /// shows only where there are speakers to choose).
     pub fn show_devices(
         &self,
-        kind: MediaKind,
+        kind: Device,
         devices: &[super::devices::Device],
         current: Option<&str>,
     ) {
         let select = match kind {
-            MediaKind::Audio => &self.mic_select,
-            MediaKind::Video => &self.camera_select,
+            Device::Microphone => &self.mic_select,
+            Device::Camera => &self.camera_select,
+            Device::Speaker => &self.speaker_select,
         };
+        if kind == Device::Speaker {
+            let _ = select.toggle_attribute_with_force("hidden", devices.is_empty());
+        }
         select.set_inner_html("");
         for (i, device) in devices.iter().enumerate() {
             let Ok(option) = self.document.create_element("option") else {

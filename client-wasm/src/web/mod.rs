@@ -18,7 +18,7 @@ pub mod signal;
 mod tile_actions;
 
 use crate::core::{Command, Core, Event, MediaKind, SdpKind};
-use crate::i18n::{Lang, ShareFailure, Text};
+use crate::i18n::{Device, Lang, ShareFailure, Text};
 use dom::Ui;
 use error::{WebError, js};
 use futures_channel::mpsc;
@@ -67,9 +67,11 @@ pub enum AppEvent {
     /// The devices changed (or media was just granted): list them again.
     DevicesChanged,
     /// The device lists.
-    Devices(Vec<devices::Device>, Vec<devices::Device>),
+    Devices(devices::Devices),
     /// The user picked a device.
     DeviceChosen(MediaKind, String),
+    /// The user picked a speaker.
+    SpeakerChosen(String),
     /// A picked device's track is ready.
     DeviceTrack(MediaKind, MediaStreamTrack),
     /// Time to read every peer connection's statistics.
@@ -368,6 +370,7 @@ async fn run() -> Result<(), WebError> {
         media_settled: false,
         join_waiting: None,
         screen: None,
+        speaker: None,
         recording: None,
         meter: None,
         signal: None,
@@ -402,6 +405,8 @@ struct App {
     _device_change: Option<listener::Listener>,
     /// The statistics timer's callback (page lifetime).
     _stats_timer: Closure<dyn FnMut()>,
+    /// The speaker chosen (the browser's default until one is).
+    speaker: Option<String>,
     /// The shared screen, while sharing, and the listener for the browser ending it.
     screen: Option<(MediaStream, listener::Listener)>,
     /// The pending reconnect timer's callback (kept alive until it fires or is replaced).
@@ -442,12 +447,18 @@ impl App {
                 let events = self.events.clone();
                 wasm_bindgen_futures::spawn_local(async move {
                     match devices::list().await {
-                        Ok((cameras, mics)) => events.send(AppEvent::Devices(cameras, mics)),
+                        Ok(found) => events.send(AppEvent::Devices(found)),
                         Err(e) => events.send(AppEvent::Error(e)),
                     }
                 });
             }
-            AppEvent::Devices(cameras, mics) => self.on_devices(cameras, mics),
+            AppEvent::Devices(found) => self.on_devices(found),
+            AppEvent::SpeakerChosen(id) => {
+                for peer in self.peers.values() {
+                    peer.play_on(&id, &self.events);
+                }
+                self.speaker = Some(id);
+            }
             AppEvent::DeviceChosen(kind, id) => {
                 let events = self.events.clone();
                 wasm_bindgen_futures::spawn_local(async move {
@@ -609,7 +620,7 @@ impl App {
     }
 
     /// The device lists: shown in the pickers, the devices in use selected.
-    fn on_devices(&mut self, cameras: Vec<devices::Device>, mics: Vec<devices::Device>) {
+    fn on_devices(&mut self, found: devices::Devices) {
         let current = |kind: MediaKind| {
             let local = self.local.as_ref()?;
             let track = media::tracks(local)
@@ -617,16 +628,14 @@ impl App {
                 .find(|t| t.kind() == devices::kind_name(kind))?;
             devices::device_of(&track)
         };
-        self.ui.show_devices(
-            MediaKind::Video,
-            &cameras,
-            current(MediaKind::Video).as_deref(),
-        );
-        self.ui.show_devices(
-            MediaKind::Audio,
-            &mics,
-            current(MediaKind::Audio).as_deref(),
-        );
+        let (camera, mic) = (current(MediaKind::Video), current(MediaKind::Audio));
+        self.ui
+            .show_devices(Device::Camera, &found.cameras, camera.as_deref());
+        self.ui
+            .show_devices(Device::Microphone, &found.mics, mic.as_deref());
+        let speaker = self.speaker.as_deref();
+        self.ui
+            .show_devices(Device::Speaker, &found.speakers, speaker);
     }
 
     /// A picked device's track: it replaces the old one in the preview and on every connection.
@@ -858,6 +867,9 @@ impl App {
             &self.events,
         )?;
         peer.render(self.ui.lang());
+        if let Some(speaker) = &self.speaker {
+            peer.play_on(speaker, &self.events);
+        }
         if self.config.relay_only {
             peer.relay_only(&self.config.ice_servers)?;
         }

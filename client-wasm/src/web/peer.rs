@@ -209,6 +209,20 @@ impl Peer {
         self.show_lines();
     }
 
+    /// Plays the peer's sound on the speaker `id`; a refusal is shown in the page.
+    pub fn play_on(&self, id: &str, events: &Events) {
+        let Ok(Some(video)) = self.tile.query_selector("video") else {
+            return;
+        };
+        let (video, id, events): (web_sys::HtmlMediaElement, _, _) =
+            (video.unchecked_into(), id.to_owned(), events.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = super::devices::set_speaker(&video, &id).await {
+                events.send(AppEvent::Error(e));
+            }
+        });
+    }
+
     /// Whether the connection was given up.
     pub fn failed(&self) -> bool {
         self.failed.is_some()
