@@ -426,16 +426,16 @@ fn signaling_loss_reconnects_with_backoff_and_rejoins() {
 fn toggles_flip_track_state() {
     let mut core = welcomed("m");
     assert_eq!(
-        core.handle(Event::Toggle(MediaKind::Audio)),
+        no_panels(core.handle(Event::Toggle(MediaKind::Audio))),
         vec![Command::SetTrackEnabled(MediaKind::Audio, false)]
     );
     assert!(!core.media_on(MediaKind::Audio));
     assert_eq!(
-        core.handle(Event::Toggle(MediaKind::Audio)),
+        no_panels(core.handle(Event::Toggle(MediaKind::Audio))),
         vec![Command::SetTrackEnabled(MediaKind::Audio, true)]
     );
     assert_eq!(
-        core.handle(Event::Toggle(MediaKind::Video)),
+        no_panels(core.handle(Event::Toggle(MediaKind::Video))),
         vec![Command::SetTrackEnabled(MediaKind::Video, false)]
     );
 }
@@ -1342,6 +1342,16 @@ fn the_panels_count_unread_chat_and_list_who_is_in_the_call() {
     );
     let cmds = core.handle(Event::Toggle(MediaKind::Video));
     now[0] = me(true, false);
+    assert!(
+        cmds.contains(&Command::ShowParticipants(now.clone())),
+        "{cmds:?}"
+    );
+    // One leaves: the list shrinks.
+    let cmds = core.handle(Event::Signal(ServerMessage::UserLeft {
+        user_id: UserId::new("user-b").unwrap(),
+        client_id: cid("b"),
+    }));
+    now.pop();
     assert!(cmds.contains(&Command::ShowParticipants(now)), "{cmds:?}");
     // Chat from others while the chat is closed is unread; opening it reads it; while it is
     // open nothing is unread; one panel at a time.

@@ -114,9 +114,8 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
     join(&c).await;
     // The others are told who joined, in a short notice.
     let c_id = c.client_id().await.unwrap().unwrap();
-    for page in [&a, &b] {
-        wait_toast(page, &format!("peer {c_id} joined")).await;
-    }
+    let joined = format!("peer {c_id} joined");
+    tokio::join!(wait_toast(&a, &joined), wait_toast(&b, &joined));
     assert_full_mesh(&[&a, &b, &c]).await;
     c.screenshot(&artifacts_dir().join("call-3way.png"))
         .await
@@ -193,9 +192,8 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
     // One page leaves: the others' tiles for it disappear, their call goes on, and they are
     // told.
     c.leave().await.unwrap();
-    for page in [&a, &b] {
-        wait_toast(page, &format!("peer {c_id} left")).await;
-    }
+    let left = format!("peer {c_id} left");
+    tokio::join!(wait_toast(&a, &left), wait_toast(&b, &left));
     let ab = ids(&[&a, &b]).await;
     a.wait_playing(&ab[1..], MEDIA_DEADLINE).await.unwrap();
     b.wait_playing(&ab[..1], MEDIA_DEADLINE).await.unwrap();
@@ -1448,17 +1446,19 @@ async fn focus(page: &Page, id: &str) {
     .unwrap();
 }
 
-/// "Copy link" puts the room's link in the page's address, copies it, shows it, and offers it
-/// to the system's share sheet where the browser has one (headless Chromium on Linux has
-/// none: stubbed).
+/// "Copy link" puts the room's link in the page's address, copies it, shows it, and on a
+/// touch screen offers it to the system's share sheet where the browser has one (headless
+/// Chromium on Linux is neither: stubbed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_link_copies_shows_and_shares_the_rooms_link() {
     let harness = Harness::start(Config::default()).await.unwrap();
     let a = harness.page("room=e2e-invite&ice=").await.unwrap();
     join(&a).await;
-    // The share sheet and the clipboard, stubbed to see what they are given (reading the
-    // clipboard back needs a permission the test browser does not have).
-    let stub = "Object.defineProperty(navigator, 'share', { configurable: true, \
+    // A touch screen, its share sheet and the clipboard, stubbed to see what they are given
+    // (reading the clipboard back needs a permission the test browser does not have).
+    let stub = "const mm = window.matchMedia.bind(window); \
+                window.matchMedia = q => q === '(hover: none)' ? { matches: true } : mm(q); \
+                Object.defineProperty(navigator, 'share', { configurable: true, \
                 value: d => { window.shared = d; return Promise.resolve(); } }); \
                 navigator.clipboard.writeText = t => { window.copied = t; \
                 return Promise.resolve(); }; return null;";

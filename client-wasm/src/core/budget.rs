@@ -365,6 +365,8 @@ struct LinkState {
     /// See `sent_kbps`.
     audio_sent_kbps: Option<f64>,
     applied: Option<Encoding>,
+    /// Its share was under what it wanted at the last evaluation (the uplink held it back).
+    short: bool,
     paused: bool,
     paused_at: f64,
     /// Resumed by a retry, not by a better share; and retries that paused again.
@@ -643,9 +645,13 @@ impl Budget {
             // what their own estimates add up to, more than the uplink they share.
             let wanted: f64 = wants.iter().map(|w| w.kbps).sum();
             let allowed = self.allowed_kbps() / UNDER_LOSS_LEVEL;
+            // (Nothing allowed yet, a new link's first evaluation: the level stays.)
             self.loss_level = self
                 .loss_level
-                .map(|_| allowed * PROBE_GROWTH)
+                .map(|level| match allowed > 0.0 {
+                    true => allowed * PROBE_GROWTH,
+                    false => level,
+                })
                 .filter(|level| level * UNDER_LOSS_LEVEL < wanted);
         }
         let (total, ceiling_bound) = self.estimate(&wants, &own);
@@ -839,10 +845,7 @@ impl Budget {
     /// wanted): then the links rise by [`Budget::ramp_kbps`]; otherwise they get what they
     /// want at once (a peer left, a tile was focused).
     fn bandwidth_bound(&self) -> bool {
-        self.links.values().any(|l| {
-            l.applied
-                .is_some_and(|a| matches!(a.limit, Limit::Bandwidth | Limit::Ceiling))
-        })
+        self.links.values().any(|l| l.short)
     }
 
     /// The uplink estimate, kbit/s, and whether the ceiling bounds it; links held back
@@ -917,6 +920,7 @@ impl Budget {
         let audio_kbps = if lean { LEAN_OPUS_KBPS } else { OPUS_KBPS };
         let video = share - link.audio_takes(audio_kbps);
         let short = share < want.kbps * 0.95;
+        link.short = short;
         let limit = match (short, ceiling_bound) {
             (false, _) => want.limit,
             (true, true) => Limit::Ceiling,

@@ -876,7 +876,7 @@ impl Core {
         *on = !*on;
         out.push(Command::SetTrackEnabled(kind, *on));
         self.tell_media_state(None, out);
-        if self.in_room {
+        if self.room.is_some() {
             self.show_participants(out);
         }
     }
@@ -1207,7 +1207,7 @@ impl Core {
             PeerData::Media { media } => {
                 self.peer_media.insert(id.clone(), media);
                 out.push(Command::ShowPeerMedia(id, media));
-                if self.in_room {
+                if self.room.is_some() {
                     self.show_participants(out);
                 }
             }
@@ -1329,6 +1329,8 @@ impl Core {
             self.me = Some(client_id);
             self.in_room = self.room.is_some();
             out.push(Command::Status(Text::Resumed));
+            // What changed while the socket was down (a toggle) shows now.
+            self.show_participants(out);
             self.call_again(out);
             return;
         }

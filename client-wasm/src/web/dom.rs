@@ -393,13 +393,16 @@ impl Ui {
             ) else {
                 return;
             };
+            // In the page before their words are put: words kept for a language switch
+            // belong to elements in the page.
+            let _ = self.people_list.append_child(&li);
             let _ = name.set_attribute("class", "name");
+            let _ = li.append_child(&name);
             let who = match &person.who {
                 Some(who) => Text::Peer(who.clone()),
                 None => Text::Label(Label::You),
             };
             self.put(&name, None, who);
-            let _ = li.append_child(&name);
             if person.who.is_none() {
                 let _ = li.set_attribute("data-self", "");
             }
@@ -410,12 +413,11 @@ impl Ui {
                 for (off, text) in [(!media.mic, Text::MicOff), (!media.cam, Text::CamOff)] {
                     if let (true, Ok(state)) = (off, self.document.create_element("span")) {
                         let _ = state.set_attribute("class", "state");
-                        self.put(&state, None, text);
                         let _ = li.append_child(&state);
+                        self.put(&state, None, text);
                     }
                 }
             }
-            let _ = self.people_list.append_child(&li);
         }
     }
 

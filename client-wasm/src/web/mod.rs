@@ -633,6 +633,9 @@ impl App {
             .show_devices(Device::Camera, &found.cameras, camera.as_deref());
         self.ui
             .show_devices(Device::Microphone, &found.mics, mic.as_deref());
+        // A speaker unplugged is no longer chosen: the browser's default plays.
+        let plugged = |id: &String| found.speakers.iter().any(|d| d.id == *id);
+        self.speaker = self.speaker.take().filter(plugged);
         let speaker = self.speaker.as_deref();
         self.ui
             .show_devices(Device::Speaker, &found.speakers, speaker);
@@ -1057,7 +1060,10 @@ impl App {
         let events = self.events.clone();
         wasm_bindgen_futures::spawn_local(async move {
             match error::await_promise(api, promise).await {
-                Err(e) if e.name.as_deref() != Some("AbortError") => {
+                // Cancelled, or a share sheet already open: nothing went wrong.
+                Err(e)
+                    if !matches!(e.name.as_deref(), Some("AbortError" | "InvalidStateError")) =>
+                {
                     events.send(AppEvent::Error(e))
                 }
                 _ => {}
@@ -1066,14 +1072,19 @@ impl App {
     }
 }
 
-/// Offers `url` to the system's share sheet (the Web Share API, where the browser has it: on
-/// phones mostly).
+/// Offers `url` to the system's share sheet on a touch screen (a phone's way to pass a link
+/// on), where the browser has the Web Share API; a desktop copies only.
 fn web_share(navigator: &web_sys::Navigator, url: &str) -> Option<js_sys::Promise> {
+    let window = web_sys::window()?;
+    let touch = window.match_media("(hover: none)").ok()??.matches();
+    if !touch {
+        return None;
+    }
     let share = js_sys::Reflect::get(navigator, &"share".into()).ok()?;
     let share = share.dyn_into::<js_sys::Function>().ok()?;
     let data = js_sys::Object::new();
     js_sys::Reflect::set(&data, &"url".into(), &url.into()).ok()?;
-    let title = web_sys::window()?.document()?.title();
+    let title = window.document()?.title();
     js_sys::Reflect::set(&data, &"title".into(), &title.into()).ok()?;
     share.call1(navigator, &data).ok()?.dyn_into().ok()
 }

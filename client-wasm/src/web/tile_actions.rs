@@ -1,6 +1,7 @@
 //! A remote tile's buttons: show it large (focus), full screen, picture in picture. They
 //! work by keyboard as by mouse (a click on the tile itself also focuses it); what the
-//! browser cannot do is not offered (no picture-in-picture button without
+//! browser cannot do is not offered (no full-screen button without
+//! `document.fullscreenEnabled`, no picture-in-picture button without
 //! `document.pictureInPictureEnabled`).
 
 use super::error::{WebError, await_promise, js};
@@ -61,10 +62,15 @@ impl TileActions {
             .map_err(js("setAttribute"))?;
         let fullscreen = button("tile-fullscreen", FULLSCREEN_ICON)?;
         let pip = button("tile-pip", PIP_ICON)?;
-        let pip_enabled = js_sys::Reflect::get(document, &"pictureInPictureEnabled".into())
-            .is_ok_and(|v| v.is_truthy());
-        pip.toggle_attribute_with_force("hidden", !pip_enabled)
-            .map_err(js("toggleAttribute"))?;
+        for (button, able) in [
+            (&fullscreen, "fullscreenEnabled"),
+            (&pip, "pictureInPictureEnabled"),
+        ] {
+            let can = js_sys::Reflect::get(document, &able.into()).is_ok_and(|v| v.is_truthy());
+            button
+                .toggle_attribute_with_force("hidden", !can)
+                .map_err(js("toggleAttribute"))?;
+        }
         tile.append_child(&bar).map_err(js("appendChild"))?;
         let listeners = vec![
             on_click(&focus, {
