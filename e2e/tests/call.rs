@@ -130,12 +130,7 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
         "people",
         [[true, "on", "on"], [false, "on", "on"], [false, "on", "on"]]
     ]);
-    c.wait_for("the participants listed", MEDIA_DEADLINE, move |p| {
-        let listed = listed.clone();
-        Box::pin(async move { Ok(p.eval(people).await? == listed) })
-    })
-    .await
-    .unwrap();
+    wait_eval(&c, "the participants listed", people, listed).await;
     c.screenshot(&artifacts_dir().join("call-people.png"))
         .await
         .unwrap();
@@ -728,11 +723,7 @@ async fn chat_both_ways(engines: [Engine; 2]) {
     let unread = "const c = document.querySelector('#chat-toggle .count'); \
                   return [c.hidden ? '' : c.textContent, \
                   document.getElementById('chat-toggle').getAttribute('aria-expanded')];";
-    b.wait_for("a's two lines unread", MEDIA_DEADLINE, move |p| {
-        Box::pin(async move { Ok(p.eval(unread).await? == serde_json::json!(["2", "false"])) })
-    })
-    .await
-    .unwrap();
+    wait_eval(&b, "a's two lines unread", unread, json!(["2", "false"])).await;
     b.say("hello Ann").await.unwrap();
     assert_eq!(
         b.eval(unread).await.unwrap(),
@@ -1252,27 +1243,14 @@ async fn every_screen_is_accessible_and_works_by_keyboard() {
         focus(&a, "mic").await;
         for want in ["true", "false"] {
             a.press(" ").await.unwrap();
-            a.wait_for(&format!("mic pressed {want}"), MEDIA_DEADLINE, move |p| {
-                Box::pin(async move { Ok(p.eval(pressed).await? == serde_json::json!(want)) })
-            })
-            .await
-            .unwrap();
+            wait_eval(&a, "the microphone button", pressed, json!(want)).await;
         }
         // Enter opens each panel.
         for (button, panel) in [("chat-toggle", "chat"), ("people-toggle", "people")] {
             focus(&a, button).await;
             a.press("\u{E007}").await.unwrap();
-            let open = format!("return document.body.dataset.panel === '{panel}'");
-            a.wait_for(
-                &format!("the {panel} panel open"),
-                MEDIA_DEADLINE,
-                move |p| {
-                    let open = open.clone();
-                    Box::pin(async move { Ok(p.eval(&open).await? == serde_json::json!(true)) })
-                },
-            )
-            .await
-            .unwrap();
+            let open = "return document.body.dataset.panel";
+            wait_eval(&a, "the panel open", open, json!(panel)).await;
             assert_accessible(&a, &format!("the call with the {panel} panel ({lang})")).await;
         }
         if lang == "zh-CN" {
@@ -1344,21 +1322,22 @@ async fn tile_buttons(page: &Page) {
          {tile}.querySelector('.tile-focus').getAttribute('aria-pressed'), \
          document.fullscreenElement === {tile}];"
     );
-    assert_eq!(
-        page.eval(&press_on("tile-focus")).await.unwrap(),
-        "tile-focus"
-    );
-    for want in [json!([1, "true", false]), json!([0, "false", false])] {
-        page.press("\u{E007}").await.unwrap();
-        wait_eval(page, "the focus button", &state, want).await;
-    }
-    assert_eq!(
-        page.eval(&press_on("tile-fullscreen")).await.unwrap(),
-        "tile-fullscreen"
-    );
-    for want in [json!([0, "false", true]), json!([0, "false", false])] {
-        page.press("\u{E007}").await.unwrap();
-        wait_eval(page, "the full-screen button", &state, want).await;
+    let presses = [
+        (
+            "tile-focus",
+            [json!([1, "true", false]), json!([0, "false", false])],
+        ),
+        (
+            "tile-fullscreen",
+            [json!([0, "false", true]), json!([0, "false", false])],
+        ),
+    ];
+    for (class, wants) in presses {
+        assert_eq!(page.eval(&press_on(class)).await.unwrap(), class);
+        for want in wants {
+            page.press("\u{E007}").await.unwrap();
+            wait_eval(page, class, &state, want).await;
+        }
     }
     let pip = format!(
         "return [{tile}.querySelector('.tile-pip').hidden, !document.pictureInPictureEnabled];"

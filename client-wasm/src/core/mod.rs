@@ -643,8 +643,12 @@ impl Core {
         self.show_participants(out);
     }
 
-    /// Lists who is in the call: this page, then the others by name.
+    /// Lists who is in the call: this page, then the others by name (in a room, or joining
+    /// one).
     fn show_participants(&self, out: &mut Vec<Command>) {
+        if self.room.is_none() {
+            return;
+        }
         let me = Participant {
             who: None,
             media: Some(self.media_state()),
@@ -876,9 +880,7 @@ impl Core {
         *on = !*on;
         out.push(Command::SetTrackEnabled(kind, *on));
         self.tell_media_state(None, out);
-        if self.room.is_some() {
-            self.show_participants(out);
-        }
+        self.show_participants(out);
     }
 
     /// Local media settled: the peers are told which devices there are.
@@ -1207,9 +1209,7 @@ impl Core {
             PeerData::Media { media } => {
                 self.peer_media.insert(id.clone(), media);
                 out.push(Command::ShowPeerMedia(id, media));
-                if self.room.is_some() {
-                    self.show_participants(out);
-                }
+                self.show_participants(out);
             }
         }
     }

@@ -74,18 +74,6 @@ fn can_choose_speaker() -> bool {
         .unwrap_or(false)
 }
 
-/// Plays `media` on the speaker `id` (`setSinkId`).
-pub async fn set_speaker(media: &web_sys::HtmlMediaElement, id: &str) -> Result<(), WebError> {
-    let set = js_sys::Reflect::get(media, &"setSinkId".into())
-        .and_then(|f| f.dyn_into::<js_sys::Function>())
-        .map_err(js("setSinkId"))?;
-    let promise = set
-        .call1(media, &JsValue::from_str(id))
-        .and_then(|p| p.dyn_into::<js_sys::Promise>())
-        .map_err(js("setSinkId"))?;
-    await_promise("setSinkId", promise).await.map(|_| ())
-}
-
 /// A track from the device `id` of `kind`.
 pub async fn open(kind: MediaKind, id: &str) -> Result<MediaStreamTrack, WebError> {
     let window = web_sys::window().ok_or_else(|| WebError::new("window", "none"))?;

@@ -157,10 +157,10 @@ impl Ui {
                 events.send(AppEvent::ChatSubmit);
             })
         };
-        let pick = |select: &web_sys::HtmlSelectElement, kind: MediaKind| {
+        let pick = |select: &web_sys::HtmlSelectElement, chosen: fn(String) -> AppEvent| {
             let (events, select2) = (events.clone(), select.clone());
             Listener::new(select.as_ref(), "change", move |_| {
-                events.send(AppEvent::DeviceChosen(kind, select2.value()));
+                events.send(chosen(select2.value()));
             })
         };
         let lang = {
@@ -173,14 +173,13 @@ impl Ui {
         };
         let listeners = vec![
             lang,
-            pick(&ui.camera_select, MediaKind::Video),
-            pick(&ui.mic_select, MediaKind::Audio),
-            {
-                let (events, select) = (events.clone(), ui.speaker_select.clone());
-                Listener::new(ui.speaker_select.as_ref(), "change", move |_| {
-                    events.send(AppEvent::SpeakerChosen(select.value()));
-                })
-            },
+            pick(&ui.camera_select, |id| {
+                AppEvent::DeviceChosen(MediaKind::Video, id)
+            }),
+            pick(&ui.mic_select, |id| {
+                AppEvent::DeviceChosen(MediaKind::Audio, id)
+            }),
+            pick(&ui.speaker_select, AppEvent::SpeakerChosen),
             keys,
             chat,
             submit,

@@ -66,6 +66,32 @@ pub fn js(api: &'static str) -> impl Fn(JsValue) -> WebError {
     move |v| WebError::from_js(api, v)
 }
 
+/// Calls `target`'s method `name` with `args`, by name: one this web-sys version has no
+/// binding for, or one a browser may lack (then an error saying so).
+pub fn call_method(
+    target: &JsValue,
+    name: &'static str,
+    args: &[&JsValue],
+) -> Result<JsValue, WebError> {
+    let f = js_sys::Reflect::get(target, &JsValue::from_str(name))
+        .map_err(js(name))?
+        .dyn_into::<js_sys::Function>()
+        .map_err(|_| WebError::new(name, "not supported by this browser"))?;
+    let args: js_sys::Array = args.iter().copied().collect();
+    f.apply(target, &args).map_err(js(name))
+}
+
+/// [`call_method`] for a method that returns a promise: the promise.
+pub fn call_promise(
+    target: &JsValue,
+    name: &'static str,
+    args: &[&JsValue],
+) -> Result<js_sys::Promise, WebError> {
+    call_method(target, name, args)?
+        .dyn_into::<js_sys::Promise>()
+        .map_err(js(name))
+}
+
 /// Awaits a JS promise, converting a rejection into a [`WebError`] naming `api`.
 pub async fn await_promise(api: &'static str, p: js_sys::Promise) -> Result<JsValue, WebError> {
     wasm_bindgen_futures::JsFuture::from(p)

@@ -2,7 +2,7 @@
 //! listeners that feed the core. Dropping a [`Peer`] removes its listeners, closes the
 //! connection and removes the tile, so teardown is one `remove` from the peers map.
 
-use super::error::{WebError, await_promise, js};
+use super::error::{WebError, await_promise, call_method, call_promise, js};
 use super::listener::Listener;
 use super::tile_actions::TileActions;
 use super::{AppEvent, Events};
@@ -181,12 +181,7 @@ impl Peer {
     /// Restarts ICE (the connection renegotiates with new credentials).
     pub fn restart_ice(&self) -> Result<(), WebError> {
         // `restartIce` is not in this web-sys version's bindings: called by name.
-        let f = Reflect::get(self.pc.as_ref(), &JsValue::from_str("restartIce"))
-            .map_err(js("restartIce"))?
-            .dyn_into::<js_sys::Function>()
-            .map_err(|_| WebError::new("restartIce", "not supported by this browser"))?;
-        f.call0(self.pc.as_ref()).map_err(js("restartIce"))?;
-        Ok(())
+        call_method(self.pc.as_ref(), "restartIce", &[]).map(|_| ())
     }
 
     /// Calls back with [`Event::PeerDeadline`] after `ms`, replacing an earlier deadline.
@@ -214,10 +209,11 @@ impl Peer {
         let Ok(Some(video)) = self.tile.query_selector("video") else {
             return;
         };
-        let (video, id, events): (web_sys::HtmlMediaElement, _, _) =
-            (video.unchecked_into(), id.to_owned(), events.clone());
+        let sink = call_promise(video.as_ref(), "setSinkId", &[&JsValue::from_str(id)]);
+        let events = events.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = super::devices::set_speaker(&video, &id).await {
+            let set = async { await_promise("setSinkId", sink?).await };
+            if let Err(e) = set.await {
                 events.send(AppEvent::Error(e));
             }
         });
@@ -435,15 +431,7 @@ fn set_parameters(
     sender: &web_sys::RtcRtpSender,
     edit: impl FnOnce(&JsValue, &JsValue) -> Result<(), JsValue>,
 ) -> Result<(), WebError> {
-    let call = |name: &str| -> Result<js_sys::Function, WebError> {
-        Reflect::get(sender.as_ref(), &JsValue::from_str(name))
-            .map_err(js("RTCRtpSender"))?
-            .dyn_into::<js_sys::Function>()
-            .map_err(|_| WebError::new("RTCRtpSender", format!("no {name} in this browser")))
-    };
-    let params = call("getParameters")?
-        .call0(sender.as_ref())
-        .map_err(js("getParameters"))?;
+    let params = call_method(sender.as_ref(), "getParameters", &[])?;
     let encodings =
         Reflect::get(&params, &JsValue::from_str("encodings")).map_err(js("getParameters"))?;
     let first = Reflect::get(&encodings, &JsValue::from_f64(0.0)).map_err(js("getParameters"))?;
@@ -452,11 +440,7 @@ fn set_parameters(
         return Ok(());
     }
     edit(&params, &first).map_err(js("setParameters"))?;
-    let promise: js_sys::Promise = call("setParameters")?
-        .call1(sender.as_ref(), &params)
-        .map_err(js("setParameters"))?
-        .dyn_into()
-        .map_err(js("setParameters"))?;
+    let promise = call_promise(sender.as_ref(), "setParameters", &[&params])?;
     wasm_bindgen_futures::spawn_local(async move {
         if let Err(e) = await_promise("setParameters", promise).await {
             web_sys::console::warn_1(&JsValue::from_str(&e.to_string()));

@@ -4,7 +4,7 @@
 //! `document.fullscreenEnabled`, no picture-in-picture button without
 //! `document.pictureInPictureEnabled`).
 
-use super::error::{WebError, await_promise, js};
+use super::error::{WebError, await_promise, call_promise, js};
 use super::listener::Listener;
 use super::{AppEvent, Events};
 use crate::i18n::{Lang, Text};
@@ -163,17 +163,11 @@ fn toggle_pip(video: &HtmlVideoElement, events: &Events) {
         true => (document.into(), "exitPictureInPicture"),
         false => (video.into(), "requestPictureInPicture"),
     };
-    let call = js_sys::Reflect::get(&target, &method.into())
-        .and_then(|f| f.dyn_into::<js_sys::Function>())
-        .and_then(|f| f.call0(&target))
-        .and_then(|p| p.dyn_into::<js_sys::Promise>());
+    let call = call_promise(&target, method, &[]);
     let events = events.clone();
-    match call {
-        Ok(promise) => wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = await_promise(method, promise).await {
-                events.send(AppEvent::Error(e));
-            }
-        }),
-        Err(e) => events.send(AppEvent::Error(WebError::from_js(method, e))),
-    }
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = async { await_promise(method, call?).await }.await {
+            events.send(AppEvent::Error(e));
+        }
+    });
 }
