@@ -6,10 +6,10 @@
 
 use client_wasm::core::budget::{
     AUDIO_HEADERS_KBPS, AUDIO_KBPS, Budget, Change, DATA_SAVER_HEIGHT, DATA_SAVER_KBPS,
-    EVAL_EVERY_MS, EVALS_TO_PAUSE, Encoding, EngineLimit, FAIR_LEAD, FULL_AUDIO_FROM_KBPS,
-    LEAN_AUDIO_BELOW_KBPS, LEAN_AUDIO_KBPS, LEAN_OPUS_KBPS, Limit, MAX_FPS, MEDIA_PART_OF_ESTIMATE,
-    MIN_FPS, OPUS_KBPS, PAUSE_RETRY_MS, PROBE_GROWTH, STARTUP_MS, SendSample, View, kbps_for,
-    ladder,
+    EVAL_EVERY_MS, EVALS_TO_PAUSE, EVALS_TO_RESUME, Encoding, EngineLimit, FAIR_LEAD,
+    FULL_AUDIO_FROM_KBPS, LEAN_AUDIO_BELOW_KBPS, LEAN_AUDIO_KBPS, LEAN_OPUS_KBPS, LOSS_LEVEL_EVALS,
+    Limit, MAX_FPS, MEDIA_PART_OF_ESTIMATE, MIN_FPS, OPUS_KBPS, PAUSE_RETRY_MS, PROBE_GROWTH,
+    STARTUP_MS, SendSample, View, kbps_for, ladder,
 };
 use client_wasm::i18n::{Lang, Text};
 use protocol::ClientId;
@@ -239,10 +239,10 @@ fn loss_the_receivers_report_cuts_what_the_links_carry_with_or_without_estimates
         }
         let again = b.evaluate(2.0 * EVAL_EVERY_MS);
         assert!(encodings(&again).is_empty(), "{estimates} {again:?} {b:?}");
-        // Calm again: the estimate stays under 90 % of the level that lost until ten calm
-        // evaluations have passed; then it goes back to the ladder's top.
+        // Calm again: the estimate stays under 90 % of the level that lost until
+        // LOSS_LEVEL_EVALS calm evaluations have passed; then it goes back to the ladder's top.
         let mut rates = Vec::new();
-        for k in 3..24 {
+        for k in 3u32..24 {
             let at = f64::from(k) * EVAL_EVERY_MS;
             for id in &ids {
                 b.sample(id, lossy(at, 0.0));
@@ -254,7 +254,7 @@ fn loss_the_receivers_report_cuts_what_the_links_carry_with_or_without_estimates
             }
         }
         let level = 2.0 * (ladder(2).kbps + AUDIO_KBPS) * 0.9 / 2.0 - AUDIO_KBPS;
-        let early = rates.iter().filter(|(k, _)| *k < 11);
+        let early = rates.iter().filter(|(k, _)| *k < 1 + LOSS_LEVEL_EVALS);
         assert!(
             early.clone().all(|(_, r)| f64::from(*r) <= level),
             "estimates: {estimates}: {rates:?}"
@@ -442,6 +442,125 @@ fn audio_first_video_pauses_when_the_budget_cannot_hold_it_and_resumes() {
         t += EVAL_EVERY_MS;
     }
     assert!(resumed);
+}
+
+#[test]
+fn two_links_on_a_200_kbit_uplink_pause_their_video_three_on_400_keep_it_moving() {
+    for (n, uplink, moving) in [(2, 200.0, false), (3, 400.0, true)] {
+        let (mut b, ids, mut allowed) = at_the_top(n);
+        // A sudden fall from the ladder's top loses most packets at first: the links are cut
+        // deep, under the minimal layer, and climb back without pausing.
+        let (mut paused, mut last) = (false, None);
+        for k in 1..40 {
+            let changes = on_uplink(&mut b, &ids, f64::from(k) * EVAL_EVERY_MS, uplink, &allowed);
+            total_after(&mut allowed, &ids, &changes);
+            paused |= changes.contains(&Change::Paused(ids[0].clone(), true));
+            let mine = encodings(&changes).into_iter().find(|(i, _)| *i == ids[0]);
+            last = mine.map(|(_, e)| e).or(last);
+        }
+        let e = last.expect("an encoding");
+        assert_eq!(paused, !moving, "{n} links on {uplink} kbit/s: {e:?}");
+        if moving {
+            assert_eq!(
+                (e.active, e.height, e.max_fps),
+                (true, 120, MAX_FPS),
+                "{e:?}"
+            );
+        }
+    }
+}
+
+/// One evaluation on an uplink of `uplink` kbit/s shared evenly by the links: what they
+/// send (`allowed`, and their video's packet headers, 12 kbit/s a link) over it is lost;
+/// each link's estimate is its part.
+fn on_uplink(
+    b: &mut Budget,
+    ids: &[ClientId],
+    at: f64,
+    uplink: f64,
+    allowed: &[f64],
+) -> Vec<Change> {
+    let total: f64 = allowed.iter().map(|a| a + 12.0).sum();
+    let loss = (total > uplink).then(|| 1.0 - uplink / total);
+    let part = uplink / ids.len() as f64 * MEDIA_PART_OF_ESTIMATE;
+    for id in ids {
+        b.sample(
+            id,
+            SendSample {
+                loss,
+                ..sample(at, Some(part))
+            },
+        );
+    }
+    b.evaluate(at)
+}
+
+#[test]
+fn loss_reported_after_a_cut_does_not_hold_the_links_under_their_estimates() {
+    // A 300 kbit/s uplink: the links' estimates say so. The report after the cut still
+    // tells of the loss before it.
+    let (mut b, ids, mut allowed) = at_the_top(2);
+    let mut totals = Vec::new();
+    for k in 1..=3 + LOSS_LEVEL_EVALS {
+        let t = f64::from(k) * EVAL_EVERY_MS;
+        let loss = matches!(k, 1 | 3).then_some(0.3);
+        for id in &ids {
+            b.sample(
+                id,
+                SendSample {
+                    loss,
+                    ..sample(t, Some(135.0))
+                },
+            );
+        }
+        totals.push(total_after(&mut allowed, &ids, &b.evaluate(t)));
+    }
+    // Climbed back by probing steps to what the estimates say, before the level that lost
+    // is lifted.
+    let last = totals[totals.len() - 1];
+    assert!(last >= 0.85 * 270.0, "{totals:?}");
+}
+
+#[test]
+fn a_video_paused_a_long_while_resumes_as_soon_as_the_uplink_is_back() {
+    let (mut b, ids) = budget(2);
+    let at = |k: u32| f64::from(k) * EVAL_EVERY_MS;
+    let lossy = |t: f64, available: f64, loss: f64| SendSample {
+        loss: Some(loss),
+        ..sample(t, Some(available))
+    };
+    for id in &ids {
+        b.sample(id, lossy(0.0, 2000.0, 0.0));
+    }
+    b.evaluate(0.0);
+    // Packets lost at the ladder's top: the level where they were.
+    for id in &ids {
+        b.sample(id, lossy(at(1), 2000.0, 0.08));
+    }
+    b.evaluate(at(1));
+    // The uplink shrinks under the minimal layer: paused, retried twice in vain (the next
+    // retry 40 s on), and calm for long (audio alone).
+    let (mut k, mut pauses, mut calm) = (2, 0, 0);
+    while calm < LOSS_LEVEL_EVALS + 2 {
+        let changes = step(&mut b, &ids, at(k), &[60.0, 60.0]);
+        pauses += changes
+            .iter()
+            .filter(|c| **c == Change::Paused(ids[0].clone(), true))
+            .count();
+        calm += u32::from(pauses == 3);
+        k += 1;
+        assert!(k < 100, "{pauses} pauses: {b:?}");
+    }
+    // Back: resumed within the evaluations that must agree, not at the next retry (the level
+    // that lost is no lower for the calm while paused).
+    let mut resumed = None;
+    for j in 1..=EVALS_TO_RESUME + 1 {
+        let changes = step(&mut b, &ids, at(k + j), &[2000.0, 2000.0]);
+        if changes.contains(&Change::Paused(ids[0].clone(), false)) {
+            resumed.get_or_insert(j);
+        }
+    }
+    assert!(resumed.is_some(), "not resumed: {b:?}");
 }
 
 #[test]
@@ -867,12 +986,23 @@ mod through_the_core {
     }
 }
 
+/// A budget of `n` links evaluated once on an uplink of plenty (the ladder's top), and what
+/// each was allowed (see [`total_after`]).
+fn at_the_top(n: usize) -> (Budget, Vec<ClientId>, Vec<f64>) {
+    let (mut b, ids) = budget(n);
+    let mut allowed = vec![0.0; n];
+    let changes = step(&mut b, &ids, 0.0, &vec![2000.0; n]);
+    total_after(&mut allowed, &ids, &changes);
+    (b, ids, allowed)
+}
+
 /// What every link may send together after `changes` (audio included), kbit/s: what was
 /// applied last to each (`allowed` keeps each link's last).
 fn total_after(allowed: &mut [f64], ids: &[ClientId], changes: &[Change]) -> f64 {
     for (id, e) in encodings(changes) {
         let i = ids.iter().position(|x| *x == id).unwrap();
-        allowed[i] = f64::from(e.max_kbps) + f64::from(e.audio_kbps) + AUDIO_HEADERS_KBPS;
+        let video = if e.active { f64::from(e.max_kbps) } else { 0.0 };
+        allowed[i] = video + f64::from(e.audio_kbps) + AUDIO_HEADERS_KBPS;
     }
     allowed.iter().sum()
 }
@@ -886,20 +1016,14 @@ fn a_shrunk_uplink_is_climbed_back_by_probing_steps_with_or_without_loss() {
 
 /// A 300 kbit/s uplink shared by two links (their receivers reporting `loss`), then calm.
 fn climb_back(loss: Option<f64>) {
-    let (mut b, ids) = budget(2);
-    let mut allowed = vec![0.0; 2];
-    total_after(
-        &mut allowed,
-        &ids,
-        &step(&mut b, &ids, 0.0, &[2000.0, 2000.0]),
-    );
+    let (mut b, ids, mut allowed) = at_the_top(2);
     // The estimates fall (and the receivers report loss).
     let mut t = EVAL_EVERY_MS;
     for _ in 0..3 {
         for id in &ids {
             let lossy = SendSample {
                 loss,
-                ..sample(t, Some(110.0))
+                ..sample(t, Some(135.0))
             };
             b.sample(id, lossy);
         }

@@ -162,6 +162,7 @@ fn every_text() -> Vec<Text> {
         limit: Some(Limit::ReceiverSize),
         estimate_kbps: None,
         allowed_kbps: None,
+        loss: None,
     };
     let mut texts: Vec<Text> = Label::ALL.into_iter().map(Text::Label).collect();
     texts.extend([

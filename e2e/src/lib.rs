@@ -1050,6 +1050,8 @@ pub struct TileReading {
     pub send_estimate: Option<f64>,
     /// See `send_estimate`.
     pub send_allowed: Option<f64>,
+    /// The fraction of the page's packets the peer last reported lost.
+    pub send_loss: Option<f64>,
     /// The page paused its video to the peer (low bandwidth).
     pub send_paused: bool,
     /// The peer paused its video to this page: the tile shows the notice.
@@ -1068,6 +1070,7 @@ pub async fn read_tiles(page: &Page) -> Result<Vec<TileReading>> {
                     sendFps: n(t, 'sendFps'), \
                     sendLimit: t.dataset.sendLimit || '', \
                     sendEstimate: n(t, 'sendEstimate'), sendAllowed: n(t, 'sendAllowed'), \
+                    sendLoss: n(t, 'sendLoss'), \
                     sendPaused: t.hasAttribute('data-send-paused'), \
                     videoPaused: t.hasAttribute('data-video-paused') }));";
     Ok(serde_json::from_value(page.eval(script).await?)?)
@@ -1107,7 +1110,8 @@ pub struct TileWindow {
 }
 
 /// The readings of a window, told compactly: `t+6s ↑72@240 est 108 ok 120 ↓20fps` (sent
-/// kbit/s at a height, the link's estimate, what the budget allows, received), `paused`
+/// kbit/s at a height, the link's estimate, what the budget allows, `lost 4%` where the
+/// peer reports loss, received), `paused`
 /// where the page paused its video to the peer, `‖` where the peer paused its video to it.
 #[derive(Clone, Default)]
 pub struct Timeline(Vec<TileReading>);
@@ -1122,12 +1126,16 @@ impl std::fmt::Debug for Timeline {
         for r in &self.0 {
             write!(
                 f,
-                " t+{:.0}s ↑{}@{} est {} ok {}{} ↓{}fps{};",
+                " t+{:.0}s ↑{}@{} est {} ok {}{}{} ↓{}fps{};",
                 (r.at_ms - first.at_ms) / 1000.0,
                 n(r.send_kbps),
                 n(r.send_height),
                 n(r.send_estimate),
                 n(r.send_allowed),
+                match r.send_loss.filter(|l| *l > 0.0) {
+                    Some(l) => format!(" lost {:.0}%", l * 100.0),
+                    None => String::new(),
+                },
                 if r.send_paused { " paused" } else { "" },
                 n(r.fps),
                 if r.video_paused { " ‖" } else { "" },

@@ -58,8 +58,13 @@ pub const FULL_AUDIO_FROM_KBPS: f64 = 200.0;
 /// sends besides (RTCP, the feedback on what this page receives, retransmissions), which
 /// its estimate does not count and which an uplink at its limit loses first.
 pub const MEDIA_PART_OF_ESTIMATE: f64 = 0.9;
-/// A link whose video share falls under this pauses its video, kbit/s.
+/// A link whose video share falls under this sends its minimal layer (120 lines at
+/// [`MIN_FPS`]), and pauses its video after [`EVALS_TO_PAUSE`] evaluations there, kbit/s.
 pub const PAUSE_BELOW_KBPS: f64 = 40.0;
+/// A link sending its minimal layer goes back to the camera's frame rate, and no longer
+/// counts towards a pause, once its video share is back at this, kbit/s: a share that
+/// hovers around [`PAUSE_BELOW_KBPS`] (two links on a 200 kbit/s uplink) pauses.
+pub const MINIMAL_UNTIL_KBPS: f64 = 45.0;
 /// A paused link's video resumes once its share is back above this, kbit/s.
 pub const RESUME_ABOVE_KBPS: f64 = 80.0;
 /// How long a paused video waits before it tries again, even without a better estimate
@@ -83,8 +88,9 @@ pub const PROBE_GROWTH: f64 = 1.15;
 /// (probing past a level that lost is what loses again); then it rises a probing step
 /// ([`PROBE_GROWTH`]) over what they are allowed per calm evaluation.
 pub const UNDER_LOSS_LEVEL: f64 = 0.9;
-/// Calm evaluations after which the level that lost starts to be lifted.
-pub const LOSS_LEVEL_EVALS: u32 = 10;
+/// Calm evaluations after which the level that lost starts to be lifted: the level is set
+/// where the links were cut to after a loss, often deeper than the uplink needs.
+pub const LOSS_LEVEL_EVALS: u32 = 6;
 /// A link's own estimate is heeded once its video has flowed this long, ms. It starts at a
 /// guess (Chromium's: 300 kbit/s) and probes up in its first seconds, up to the sender's
 /// maximum bitrate: a cap set at the guess would stop that probe, and the link would climb
@@ -122,9 +128,6 @@ pub const FAIR_LEAD: f64 = 1.15;
 pub const DATA_SAVER_KBPS: f64 = 200.0;
 /// Data saver: each link's video at most this tall.
 pub const DATA_SAVER_HEIGHT: u32 = 240;
-/// Under this share a link's video goes to [`MIN_FPS`]: the last step before pausing
-/// (smaller frames before fewer).
-pub const LOW_FPS_BELOW_KBPS: f64 = PAUSE_BELOW_KBPS;
 /// A link encoding under this fraction of the camera's frame rate, the network not in the
 /// way, starves for CPU (or the engine says its encoder is CPU-limited).
 pub const CPU_STARVED_BELOW: f64 = 0.6;
@@ -337,6 +340,8 @@ pub struct Sent {
     pub estimate_kbps: Option<f64>,
     /// The most the budget lets it send now (audio and video), kbit/s.
     pub allowed_kbps: Option<f64>,
+    /// The fraction of its packets the receiver last reported lost.
+    pub loss: Option<f64>,
 }
 
 impl Sent {
@@ -378,6 +383,8 @@ struct LinkState {
     loss_hold_until: f64,
     /// Evaluations in a row that wanted the pause state to flip.
     flip_votes: u32,
+    /// Sending its minimal layer, on the way to a pause (see [`MINIMAL_UNTIL_KBPS`]).
+    minimal: bool,
     /// When its video first flowed (see [`STARTUP_MS`]).
     video_since: Option<f64>,
 }
@@ -607,6 +614,7 @@ impl Budget {
             limit,
             estimate_kbps: heeded.available_kbps,
             allowed_kbps: link.allowed_kbps(),
+            loss: sample.loss,
         })
     }
 
@@ -639,19 +647,16 @@ impl Budget {
         };
         self.count_cpu();
         if self.lossy() {
-            self.loss_level = Some(self.allowed_kbps());
+            self.loss_level = Some(self.level_that_lost());
         } else if self.calm_evals >= LOSS_LEVEL_EVALS {
             // Forgotten a probing step at a time: lifted at once, the links would leap to
-            // what their own estimates add up to, more than the uplink they share.
+            // what their own estimates add up to, more than the uplink they share. Never
+            // lowered by it (paused links are allowed their audio alone).
             let wanted: f64 = wants.iter().map(|w| w.kbps).sum();
-            let allowed = self.allowed_kbps() / UNDER_LOSS_LEVEL;
-            // (Nothing allowed yet, a new link's first evaluation: the level stays.)
+            let step = self.allowed_kbps() / UNDER_LOSS_LEVEL * PROBE_GROWTH;
             self.loss_level = self
                 .loss_level
-                .map(|level| match allowed > 0.0 {
-                    true => allowed * PROBE_GROWTH,
-                    false => level,
-                })
+                .map(|level| level.max(step))
                 .filter(|level| level * UNDER_LOSS_LEVEL < wanted);
         }
         let (total, ceiling_bound) = self.estimate(&wants, &own);
@@ -817,6 +822,29 @@ impl Budget {
         self.links.values().any(|l| l.loss().is_some())
     }
 
+    /// Where the links lose packets now, kbit/s: what they are allowed; but after a cut for
+    /// an earlier loss, what they are allowed was cut already, and loss reported since may
+    /// be of the time before it (a report covers seconds): then no lower than the links' own
+    /// estimates (which fall with loss that lasts) or the last level, whichever is lower.
+    fn level_that_lost(&self) -> f64 {
+        let allowed = self.allowed_kbps();
+        match (self.loss_level, self.estimated_total()) {
+            (Some(last), Some(estimated)) => allowed.max(last.min(estimated)),
+            _ => allowed,
+        }
+    }
+
+    /// What the links' own estimates add up to (each heeded, see [`STARTUP_MS`]), capped by
+    /// the page's ceiling; `None` unless every link has one.
+    fn estimated_total(&self) -> Option<f64> {
+        let sum = self
+            .links
+            .values()
+            .map(|l| l.last?.available_kbps)
+            .sum::<Option<f64>>()?;
+        Some(self.ceiling_kbps.map_or(sum, |c| sum.min(c)))
+    }
+
     /// What the links may send together now, kbit/s.
     fn allowed_kbps(&self) -> f64 {
         self.links
@@ -927,7 +955,11 @@ impl Budget {
             (true, false) => Limit::Bandwidth,
         };
         let was_paused = link.paused;
-        vote_pause(link, video, now_ms);
+        // Climbing back after a cut is no reason to pause.
+        let rising = link
+            .applied
+            .is_some_and(|a| a.active && video > f64::from(a.max_kbps) * (1.0 + DROP_FRACTION));
+        vote_pause(link, video, rising, now_ms);
         let source = link.last.and_then(|s| s.source_height);
         let mut fits = height_for(video);
         // A taller picture only once the share holds it with room: each change of size is a
@@ -957,18 +989,13 @@ impl Budget {
             }
             false => limit,
         };
-        let paused_minimum = !link.paused && video < PAUSE_BELOW_KBPS;
         let encoding = Encoding {
             active: !link.paused,
             audio_kbps,
-            max_kbps: video.max(if paused_minimum {
-                PAUSE_BELOW_KBPS
-            } else {
-                0.0
-            }) as u32,
+            max_kbps: video as u32,
             height,
             scale_down: source.map_or(1.0, |s| (f64::from(s) / f64::from(height)).max(1.0)),
-            max_fps: if screen || video < LOW_FPS_BELOW_KBPS {
+            max_fps: if screen || link.minimal {
                 MIN_FPS
             } else {
                 MAX_FPS
@@ -986,18 +1013,29 @@ impl Budget {
     }
 }
 
-/// Counts the evaluations that want link's video paused (or resumed), and flips it after
+/// Counts the evaluations that want link's video paused (its minimal layer: entered under
+/// [`PAUSE_BELOW_KBPS`], left from [`MINIMAL_UNTIL_KBPS`], so that a share around the one
+/// threshold still pauses; not while its share is `rising`) or resumed, and flips it after
 /// [`EVALS_TO_PAUSE`] or [`EVALS_TO_RESUME`] of them; a video paused for
 /// [`PAUSE_RETRY_MS`] tries again.
-fn vote_pause(link: &mut LinkState, video: f64, now_ms: f64) {
+fn vote_pause(link: &mut LinkState, video: f64, rising: bool, now_ms: f64) {
     let retry_after = PAUSE_RETRY_MS * f64::from(1u32 << link.failed_retries.min(2));
     let retry = link.paused && now_ms - link.paused_at >= retry_after;
+    if video < PAUSE_BELOW_KBPS {
+        link.minimal = true;
+    } else if video >= MINIMAL_UNTIL_KBPS {
+        link.minimal = false;
+    }
     let flip = if link.paused {
-        video >= RESUME_ABOVE_KBPS || retry
+        !link.minimal || retry
     } else {
-        video < PAUSE_BELOW_KBPS
+        link.minimal
     };
-    link.flip_votes = if flip { link.flip_votes + 1 } else { 0 };
+    link.flip_votes = match (flip, rising && !link.paused) {
+        (false, _) => 0,
+        (true, true) => link.flip_votes,
+        (true, false) => link.flip_votes + 1,
+    };
     let needed = if link.paused {
         EVALS_TO_RESUME
     } else {

@@ -343,6 +343,7 @@ impl Peer {
                 "data-send-allowed",
                 opt(sent.allowed_kbps.map(|k| format!("{k:.0}"))),
             ),
+            ("data-send-loss", opt(sent.loss.map(|l| format!("{l:.3}")))),
             (
                 "data-send-limit",
                 opt(sent.limit.map(|l| l.as_str().into())),
