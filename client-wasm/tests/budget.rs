@@ -919,6 +919,42 @@ mod through_the_core {
     }
 
     #[test]
+    fn the_core_keeps_which_tile_is_focused_tells_the_peer_and_forgets_it_when_it_goes() {
+        let mut core = with_peer(true);
+        // Someone without a tile is no one to focus.
+        assert_eq!(core.handle(Event::ToggleFocus(cid("z"))), vec![]);
+        assert_eq!(
+            core.handle(Event::ToggleFocus(cid("a"))),
+            vec![Command::ShowFocus(Some(cid("a")))]
+        );
+        // The page says how tall it shows the tile; the core adds that it is focused.
+        let hint = r#"{"view":{"height":720,"focused":true,"speaking":false}}"#;
+        assert_eq!(
+            core.handle(Event::Viewed(cid("a"), view(700))),
+            vec![Command::SendChannelData(cid("a"), hint.to_owned())]
+        );
+        assert_eq!(
+            core.handle(Event::ToggleFocus(cid("a"))),
+            vec![Command::ShowFocus(None)]
+        );
+        let hint = r#"{"view":{"height":720,"focused":false,"speaking":false}}"#;
+        assert_eq!(
+            core.handle(Event::Viewed(cid("a"), view(700))),
+            vec![Command::SendChannelData(cid("a"), hint.to_owned())]
+        );
+        // Focused, then gone: its tile goes, and the grid is a grid again.
+        core.handle(Event::ToggleFocus(cid("a")));
+        let cmds = core.handle(Event::Signal(ServerMessage::UserLeft {
+            client_id: cid("a"),
+            user_id: UserId::new("a").unwrap(),
+        }));
+        let close = cmds.iter().position(|c| *c == Command::ClosePeer(cid("a")));
+        let unfocus = cmds.iter().position(|c| *c == Command::ShowFocus(None));
+        assert!(close.is_some() && unfocus > close, "{cmds:?}");
+        assert_eq!(core.handle(Event::ToggleFocus(cid("a"))), vec![]);
+    }
+
+    #[test]
     fn the_senders_hint_sets_the_encoding_and_a_pause_is_shown_on_the_receivers_tile() {
         let mut core = with_peer(true);
         let hint = r#"{"view":{"height":180}}"#;

@@ -33,8 +33,8 @@
 //! Without any link estimate (Firefox reports none) the receivers' loss reports alone move
 //! the estimate; with neither, the ladder alone sets the rates.
 
+use litemap::LiteMap;
 use protocol::ClientId;
-use std::collections::BTreeMap;
 
 /// How often the budget is evaluated, ms.
 pub const EVAL_EVERY_MS: f64 = 3000.0;
@@ -463,7 +463,7 @@ struct Want {
 /// The page's send budget; see the module doc.
 #[derive(Debug, Default)]
 pub struct Budget {
-    links: BTreeMap<ClientId, LinkState>,
+    links: LiteMap<ClientId, LinkState>,
     ceiling_kbps: Option<f64>,
     data_saver: bool,
     screen: bool,
@@ -661,7 +661,7 @@ impl Budget {
         }
         let (total, ceiling_bound) = self.estimate(&wants, &own);
         self.last_total = Some(total);
-        for link in self.links.values_mut().filter(|l| l.loss().is_some()) {
+        for (_, link) in self.links.iter_mut().filter(|(_, l)| l.loss().is_some()) {
             link.loss_hold_until = now_ms + LOSS_HOLD_MS;
         }
         self.lead_at_most(&mut wants, &own);

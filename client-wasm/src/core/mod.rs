@@ -26,11 +26,11 @@ pub mod panels;
 
 use crate::i18n::{Text, Who};
 use budget::{Budget, Change, Encoding, SendSample, Sent, View};
+use litemap::LiteMap;
 use panels::{Panel, Panels, Participant};
 use protocol::{
     ClientId, ClientMessage, ErrorCode, IceServer, Payload, RoomId, ServerMessage, UserId,
 };
-use std::collections::BTreeMap;
 
 /// First reconnect delay; doubled on every failed attempt up to [`RECONNECT_MAX_MS`].
 pub const RECONNECT_BASE_MS: u32 = 500;
@@ -66,6 +66,8 @@ pub enum Event {
     Toggle(MediaKind),
     /// The user opened or closed a side panel.
     TogglePanel(Panel),
+    /// The user asked for a peer's tile shown large (or the grid again, when it is).
+    ToggleFocus(ClientId),
     /// The signaling socket opened.
     SignalOpen,
     /// The signaling socket closed or failed to open.
@@ -100,7 +102,8 @@ pub enum Event {
     /// A peer link's sending side was sampled.
     SendStats(ClientId, SendSample),
     /// How this page shows a peer's video now: its tile's height in device pixels, whether
-    /// it is focused, whether the peer is speaking.
+    /// the peer is speaking (whether it is focused, the core knows: see
+    /// [`Event::ToggleFocus`]).
     Viewed(ClientId, View),
     /// The user pressed the data-saver button.
     DataSaverToggle,
@@ -195,14 +198,24 @@ struct PeerFailedNotice {
     ufrag: Option<String>,
 }
 
-/// The ICE user fragment (`a=ice-ufrag:`) of a description payload: `{"type", "sdp"}` or the
-/// SDP text alone.
+/// A received description's SDP, where it is an object.
+#[derive(serde::Deserialize)]
+struct SdpOf {
+    sdp: String,
+}
+
+/// The SDP text in a received description payload: an object with `sdp` (`{"type",
+/// "sdp"}`), or a bare string.
+pub fn description_sdp(payload: &Payload) -> Option<String> {
+    payload
+        .parse::<String>()
+        .or_else(|_| payload.parse::<SdpOf>().map(|d| d.sdp))
+        .ok()
+}
+
+/// The ICE user fragment (`a=ice-ufrag:`) of a description payload.
 fn ice_ufrag(description: &Payload) -> Option<String> {
-    let sdp = match description.parse::<serde_json::Value>().ok()? {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Object(o) => o.get("sdp")?.as_str()?.to_owned(),
-        _ => return None,
-    };
+    let sdp = description_sdp(description)?;
     sdp.lines()
         .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
         .map(|u| u.trim().to_owned())
@@ -272,6 +285,8 @@ pub enum Command {
     Toast(Text),
     /// Show the side panels this way (which is open, the chat's unread count).
     ShowPanels(Panels),
+    /// Show this peer's tile large, the others small (`None`: every tile alike).
+    ShowFocus(Option<ClientId>),
     /// List who is in the call (this page first) in the participants panel.
     ShowParticipants(Vec<Participant>),
     /// Use these ICE servers for new peer connections (from the relay's `welcome`).
@@ -317,7 +332,7 @@ pub enum Command {
 /// What peers tell each other over the data channel (or the relay's `message` when it is
 /// not open), besides chat.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "PeerDataWire")]
 pub enum PeerData {
     /// The receiver shows the sender's video this way: `{"view": {"height", "focused",
     /// "speaking"}}`.
@@ -340,6 +355,29 @@ pub enum PeerData {
         /// Which are on.
         media: MediaState,
     },
+}
+
+/// A [`PeerData`] as read: its one key says which it is (read through this struct, not as
+/// an untagged enum, whose buffering of every input costs the page's bundle ~10 KB).
+#[derive(serde::Deserialize)]
+struct PeerDataWire {
+    view: Option<ViewHint>,
+    video: Option<String>,
+    why: Option<String>,
+    media: Option<MediaState>,
+}
+
+impl TryFrom<PeerDataWire> for PeerData {
+    type Error = &'static str;
+
+    fn try_from(w: PeerDataWire) -> Result<PeerData, &'static str> {
+        match (w.view, w.video, w.media) {
+            (Some(view), _, _) => Ok(PeerData::View { view }),
+            (None, Some(video), _) => Ok(PeerData::Video { video, why: w.why }),
+            (None, None, Some(media)) => Ok(PeerData::Media { media }),
+            (None, None, None) => Err("neither view, video nor media"),
+        }
+    }
 }
 
 /// Whether a page's microphone and camera are on, as the others show it on its tile:
@@ -450,9 +488,9 @@ pub struct Core {
     room: Option<RoomId>,
     /// Whether the relay confirmed the room.
     in_room: bool,
-    peers: BTreeMap<ClientId, Peer>,
+    peers: LiteMap<ClientId, Peer>,
     /// Members whose connection was given up, and why (their tiles say so).
-    failed: BTreeMap<ClientId, Gone>,
+    failed: LiteMap<ClientId, Gone>,
     /// Numbers every watched attempt of every connection, never reset, so that a deadline
     /// meant for a connection that was closed meanwhile never applies to the next one.
     watches: u32,
@@ -460,8 +498,8 @@ pub struct Core {
     ice: IcePolicy,
     turn: bool,
     /// Candidates from clients we have no peer connection for yet.
-    early: BTreeMap<ClientId, Vec<Payload>>,
-    names: BTreeMap<ClientId, UserId>,
+    early: LiteMap<ClientId, Vec<Payload>>,
+    names: LiteMap<ClientId, UserId>,
     user_name: Option<UserId>,
     /// The number added to the name ("Ann (2)") while the relay says another member of the
     /// room already has it (0: none).
@@ -480,13 +518,15 @@ pub struct Core {
     /// What each link sends (see [`budget`]).
     budget: Budget,
     /// The view of each peer's video last told to it.
-    views_told: BTreeMap<ClientId, View>,
+    views_told: LiteMap<ClientId, View>,
     /// The page's own send ceiling and the relay's (from `welcome`), kbit/s: the lower holds.
     page_ceiling: Option<u32>,
     relay_ceiling: Option<u32>,
     /// The side panels, and each peer's microphone and camera as it last told them.
     panels: Panels,
-    peer_media: BTreeMap<ClientId, MediaState>,
+    peer_media: LiteMap<ClientId, MediaState>,
+    /// The peer whose tile is shown large.
+    focused: Option<ClientId>,
 }
 
 impl Default for Core {
@@ -503,13 +543,13 @@ impl Core {
             me: None,
             room: None,
             in_room: false,
-            peers: BTreeMap::new(),
-            failed: BTreeMap::new(),
+            peers: LiteMap::new(),
+            failed: LiteMap::new(),
             watches: 0,
             ice: IcePolicy::default(),
             turn: false,
-            early: BTreeMap::new(),
-            names: BTreeMap::new(),
+            early: LiteMap::new(),
+            names: LiteMap::new(),
             user_name,
             name_suffix: 0,
             password: None,
@@ -524,11 +564,12 @@ impl Core {
             recording: false,
             attempt: 0,
             budget: Budget::new(),
-            views_told: BTreeMap::new(),
+            views_told: LiteMap::new(),
             page_ceiling: None,
             relay_ceiling: None,
             panels: Panels::default(),
-            peer_media: BTreeMap::new(),
+            peer_media: LiteMap::new(),
+            focused: None,
         }
     }
 
@@ -722,7 +763,7 @@ impl Core {
     fn call_again(&mut self, out: &mut Vec<Command>) {
         for (id, gone) in std::mem::take(&mut self.failed) {
             self.tell_failed(&id, gone.why, gone.remote_ufrag.clone(), out);
-            out.push(Command::ClosePeer(id.clone()));
+            self.close_peer(&id, out);
             // Candidates that waited for it belong to the dead connection.
             self.early.remove(&id);
             self.create_peer(id.clone(), true, out);
@@ -815,6 +856,7 @@ impl Core {
                 self.panels.toggle(panel);
                 out.push(Command::ShowPanels(self.panels));
             }
+            Event::ToggleFocus(id) => self.on_toggle_focus(id, &mut out),
             Event::LocalMedia { audio, video } => self.on_local_media(audio, video, &mut out),
             Event::SignalOpen => {
                 self.link = Link::Up;
@@ -1179,7 +1221,12 @@ impl Core {
             0 => 0,
             h => budget::step_up(h),
         };
-        let view = View { height, ..view };
+        let focused = self.focused.as_ref() == Some(&id);
+        let view = View {
+            height,
+            focused,
+            ..view
+        };
         if self.views_told.get(&id) == Some(&view) {
             return;
         }
@@ -1390,7 +1437,7 @@ impl Core {
         self.early.remove(&client_id);
         let failed = self.failed.remove(&client_id).is_some();
         if self.peers.remove(&client_id).is_some() || failed {
-            out.push(Command::ClosePeer(client_id.clone()));
+            self.close_peer(&client_id, out);
         }
         let who = self.label(&client_id);
         self.peer_media.remove(&client_id);
@@ -1465,7 +1512,7 @@ impl Core {
         }
         if self.failed.remove(&from).is_some() {
             // It tries again (its network may have changed): a new connection, a new tile.
-            out.push(Command::ClosePeer(from.clone()));
+            self.close_peer(&from, out);
         }
         if !self.peers.contains_key(&from) {
             self.create_peer(from.clone(), false, out);
@@ -1527,12 +1574,37 @@ impl Core {
         }
     }
 
-    fn close_all(&mut self, out: &mut Vec<Command>) {
-        for (id, _) in std::mem::take(&mut self.peers) {
-            out.push(Command::ClosePeer(id));
+    /// A peer's connection and tile go; a tile shown large goes back to the grid.
+    fn close_peer(&mut self, id: &ClientId, out: &mut Vec<Command>) {
+        out.push(Command::ClosePeer(id.clone()));
+        if self.focused.as_ref() == Some(id) {
+            self.focused = None;
+            out.push(Command::ShowFocus(None));
         }
-        for (id, _) in std::mem::take(&mut self.failed) {
-            out.push(Command::ClosePeer(id));
+    }
+
+    /// Shows `id`'s tile large, or the grid again when it is; a peer without a tile is no
+    /// one to show.
+    fn on_toggle_focus(&mut self, id: ClientId, out: &mut Vec<Command>) {
+        if !self.peers.contains_key(&id) && !self.failed.contains_key(&id) {
+            return;
+        }
+        self.focused = match self.focused.as_ref() == Some(&id) {
+            true => None,
+            false => Some(id),
+        };
+        out.push(Command::ShowFocus(self.focused.clone()));
+    }
+
+    fn close_all(&mut self, out: &mut Vec<Command>) {
+        let peers = std::mem::take(&mut self.peers)
+            .into_iter()
+            .map(|(id, _)| id);
+        let failed = std::mem::take(&mut self.failed)
+            .into_iter()
+            .map(|(id, _)| id);
+        for id in peers.chain(failed) {
+            self.close_peer(&id, out);
         }
         self.early.clear();
         // The members of the room being left (a new `joined` lists the next room's).

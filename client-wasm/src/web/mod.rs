@@ -23,10 +23,10 @@ use dom::Ui;
 use error::{WebError, js};
 use futures_channel::mpsc;
 use futures_util::StreamExt;
+use litemap::LiteMap;
 use peer::Peer;
 use protocol::{ClientId, RoomId, UserId};
 use signal::SignalTx;
-use std::collections::BTreeMap;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -365,7 +365,7 @@ async fn run() -> Result<(), WebError> {
         _stats_timer: stats_timer,
         core,
         ui,
-        peers: BTreeMap::new(),
+        peers: LiteMap::new(),
         local: None,
         media_settled: false,
         join_waiting: None,
@@ -390,7 +390,7 @@ async fn run() -> Result<(), WebError> {
 struct App {
     core: Core,
     ui: Ui,
-    peers: BTreeMap<ClientId, Peer>,
+    peers: LiteMap<ClientId, Peer>,
     local: Option<MediaStream>,
     media_settled: bool,
     /// A Join clicked before media settled, performed once it has.
@@ -513,7 +513,7 @@ impl App {
             AppEvent::Error(e) => self.show(&e),
             AppEvent::LangChosen(lang) => {
                 self.ui.set_lang(lang);
-                for peer in self.peers.values_mut() {
+                for (_, peer) in self.peers.iter_mut() {
                     peer.render(lang);
                 }
                 if let Err(e) = dom::set_url_param("lang", lang.tag()) {
@@ -668,6 +668,15 @@ impl App {
         }
     }
 
+    /// Shows `focused`'s tile large and the others small, or every tile alike.
+    fn show_focus(&self, focused: Option<&ClientId>) {
+        for (id, peer) in &self.peers {
+            peer.show_focused(Some(id) == focused);
+        }
+        let any = focused.is_some_and(|id| self.peers.contains_key(id));
+        let _ = self.ui.grid.toggle_attribute_with_force("data-focus", any);
+    }
+
     /// A connection's statistics: shown on its tile, and given to the core.
     fn on_stats(
         &mut self,
@@ -679,10 +688,10 @@ impl App {
             return;
         };
         let speaking = peer.show_sample(sample);
-        let (height, focused) = peer.view();
+        // Whether it is focused, the core knows.
         let view = crate::core::budget::View {
-            height,
-            focused,
+            height: peer.shown_height(),
+            focused: false,
             speaking,
         };
         self.drive(Event::Viewed(id.clone(), view));
@@ -798,6 +807,7 @@ impl App {
             }
             Command::Toast(text) => self.ui.toast(text),
             Command::ShowPanels(panels) => self.ui.show_panels(panels),
+            Command::ShowFocus(focused) => self.show_focus(focused.as_ref()),
             Command::ShowParticipants(people) => self.ui.show_participants(&people),
             Command::Status(text) => {
                 self.ui.set_status(text);

@@ -73,7 +73,7 @@ impl Peer {
         listeners.extend(media_listeners(&pc, &video, &tile, events));
         let (chat, chat_listeners) = chat_channel(&pc, id, &tile, events);
         listeners.extend(chat_listeners);
-        let actions = TileActions::new(&document, &tile, &video, grid, events)?;
+        let actions = TileActions::new(&document, id, &tile, &video, events)?;
         grid.append_child(&tile).map_err(js("appendChild"))?;
         let mut peer = Peer {
             pc,
@@ -372,12 +372,16 @@ impl Peer {
             .toggle_attribute_with_force("data-video-paused", paused);
     }
 
-    /// How this page shows the peer's video: the tile's height in device pixels, and
-    /// whether it is focused.
-    pub fn view(&self) -> (u32, bool) {
+    /// How tall this page shows the peer's video: the tile's height in device pixels.
+    pub fn shown_height(&self) -> u32 {
         let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
-        let height = (f64::from(self.tile.client_height().max(0)) * dpr).round() as u32;
-        (height, self.tile.has_attribute("data-focused"))
+        (f64::from(self.tile.client_height().max(0)) * dpr).round() as u32
+    }
+
+    /// Shows the tile large (`data-focused`, and its focus button pressed) or not.
+    pub fn show_focused(&self, on: bool) {
+        let _ = self.tile.toggle_attribute_with_force("data-focused", on);
+        self.actions.show_focused(on);
     }
 
     /// Encodes the video sent on this connection as `encoding` says, and sends its audio
@@ -418,11 +422,6 @@ impl Drop for Peer {
         // Listeners go with `_listeners`; close the connection and take the tile away.
         self.chat.close();
         self.pc.close();
-        if self.tile.has_attribute("data-focused") {
-            if let Some(grid) = self.tile.parent_element() {
-                let _ = grid.remove_attribute("data-focus");
-            }
-        }
         self.tile.remove();
     }
 }
@@ -711,17 +710,17 @@ pub fn description_payload(kind: SdpKind, sdp: &str) -> Payload {
         SdpKind::Offer => "offer",
         SdpKind::Answer => "answer",
     };
-    Payload::from_value(&serde_json::json!({ "type": kind, "sdp": sdp }))
-        .expect("a JSON object serializes")
+    Payload::from_value(&Description { kind, sdp }).expect("a JSON object serializes")
 }
 
-/// The SDP text in a received description payload: an object with `sdp`, or a bare string.
-pub fn description_sdp(payload: &Payload) -> Option<String> {
-    match payload.parse::<serde_json::Value>().ok()? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Object(o) => o.get("sdp")?.as_str().map(str::to_owned),
-        _ => None,
-    }
+pub use crate::core::description_sdp;
+
+/// A description's wire form.
+#[derive(serde::Serialize)]
+struct Description<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    sdp: &'a str,
 }
 
 /// Creates an offer or answer and sets it as the local description; returns its SDP.
@@ -756,30 +755,35 @@ pub async fn set_remote_description(
     Ok(())
 }
 
+/// An `RTCIceCandidateInit` as sent.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CandidateInit {
+    #[serde(default)]
+    candidate: Option<String>,
+    #[serde(default)]
+    sdp_mid: Option<String>,
+    #[serde(default)]
+    sdp_m_line_index: Option<u16>,
+}
+
 /// Adds a remote candidate (`null`: end of candidates).
 pub async fn add_candidate(pc: &RtcPeerConnection, payload: &Payload) -> Result<(), WebError> {
-    let value: serde_json::Value = payload
-        .parse()
-        .map_err(|e| WebError::new("addIceCandidate", e.to_string()))?;
-    let init = match &value {
-        serde_json::Value::Null => None,
-        serde_json::Value::Object(o) => {
-            let text = o.get("candidate").and_then(|c| c.as_str()).unwrap_or("");
-            let init = RtcIceCandidateInit::new(text);
-            init.set_sdp_mid(o.get("sdpMid").and_then(|m| m.as_str()));
-            init.set_sdp_m_line_index(
-                o.get("sdpMLineIndex")
-                    .and_then(|i| i.as_u64())
-                    .and_then(|i| u16::try_from(i).ok()),
-            );
+    // `null`, the candidate line alone, or an `RTCIceCandidateInit`.
+    let init = match payload.parse::<Option<String>>() {
+        Ok(None) => None,
+        Ok(Some(text)) => Some(RtcIceCandidateInit::new(&text)),
+        Err(_) => {
+            let c: CandidateInit = payload.parse().map_err(|e| {
+                WebError::new(
+                    "addIceCandidate",
+                    format!("candidate is not an object: {e}"),
+                )
+            })?;
+            let init = RtcIceCandidateInit::new(c.candidate.as_deref().unwrap_or(""));
+            init.set_sdp_mid(c.sdp_mid.as_deref());
+            init.set_sdp_m_line_index(c.sdp_m_line_index);
             Some(init)
-        }
-        serde_json::Value::String(s) => Some(RtcIceCandidateInit::new(s)),
-        _ => {
-            return Err(WebError::new(
-                "addIceCandidate",
-                "candidate is not an object",
-            ));
         }
     };
     let promise = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(init.as_ref());

@@ -1,14 +1,16 @@
-//! A remote tile's buttons: show it large (focus), full screen, picture in picture. They
-//! work by keyboard as by mouse (a click on the tile itself also focuses it); what the
-//! browser cannot do is not offered (no full-screen button without
+//! A remote tile's buttons: show it large (focus: asked of the core, which says which tile
+//! is shown large), full screen, picture in picture. They work by keyboard as by mouse (a
+//! click on the tile itself also focuses it); what the browser cannot do is not offered (no full-screen button without
 //! `document.fullscreenEnabled`, no picture-in-picture button without
 //! `document.pictureInPictureEnabled`).
 
 use super::error::{WebError, await_promise, call_promise, js};
 use super::listener::Listener;
 use super::{AppEvent, Events};
+use crate::core::Event;
 use crate::i18n::{Lang, Text};
-use wasm_bindgen::{JsCast, JsValue};
+use protocol::ClientId;
+use wasm_bindgen::JsValue;
 use web_sys::{Document, Element, HtmlVideoElement};
 
 /// Four arrows outwards.
@@ -33,12 +35,12 @@ pub(crate) struct TileActions {
 }
 
 impl TileActions {
-    /// Adds the buttons to `tile` (in `grid`), showing `video`.
+    /// Adds the buttons to `tile`, `id`'s, showing `video`.
     pub(crate) fn new(
         document: &Document,
+        id: &ClientId,
         tile: &Element,
         video: &HtmlVideoElement,
-        grid: &Element,
         events: &Events,
     ) -> Result<TileActions, WebError> {
         let bar = document
@@ -72,11 +74,12 @@ impl TileActions {
                 .map_err(js("toggleAttribute"))?;
         }
         tile.append_child(&bar).map_err(js("appendChild"))?;
+        let ask_focus = {
+            let (id, events) = (id.clone(), events.clone());
+            move || events.send(AppEvent::Core(Event::ToggleFocus(id.clone())))
+        };
         let listeners = vec![
-            on_click(&focus, {
-                let (tile, grid) = (tile.clone(), grid.clone());
-                move || toggle_focus(&tile, &grid)
-            }),
+            on_click(&focus, ask_focus.clone()),
             on_click(&fullscreen, {
                 let (tile, events) = (tile.clone(), events.clone());
                 move || toggle_fullscreen(&tile, &events)
@@ -86,10 +89,7 @@ impl TileActions {
                 move || toggle_pip(&video, &events)
             }),
             // A click on the tile itself focuses it too.
-            Listener::new(tile.as_ref(), "click", {
-                let (tile, grid) = (tile.clone(), grid.clone());
-                move |_| toggle_focus(&tile, &grid)
-            }),
+            Listener::new(tile.as_ref(), "click", move |_| ask_focus()),
         ];
         Ok(TileActions {
             buttons: [
@@ -99,6 +99,12 @@ impl TileActions {
             ],
             _listeners: listeners,
         })
+    }
+
+    /// Says on the focus button whether the tile is shown large.
+    pub(crate) fn show_focused(&self, on: bool) {
+        let pressed = if on { "true" } else { "false" };
+        let _ = self.buttons[0].0.set_attribute("aria-pressed", pressed);
     }
 
     /// Names the buttons in `lang` (their label and tooltip).
@@ -117,22 +123,6 @@ fn on_click(button: &Element, then: impl Fn() + 'static) -> Listener {
         ev.stop_propagation();
         then();
     })
-}
-
-/// Shows `tile` large (the others small), or the grid again when it already is; every
-/// tile's focus button says whether its tile is shown large.
-fn toggle_focus(tile: &Element, grid: &Element) {
-    let focused = !tile.has_attribute("data-focused");
-    if let Ok(all) = grid.query_selector_all(".tile") {
-        for el in (0..all.length()).filter_map(|i| all.item(i)?.dyn_into::<Element>().ok()) {
-            let this = el.is_same_node(Some(tile)) && focused;
-            let _ = el.toggle_attribute_with_force("data-focused", this);
-            if let Ok(Some(button)) = el.query_selector(".tile-focus") {
-                let _ = button.set_attribute("aria-pressed", if this { "true" } else { "false" });
-            }
-        }
-    }
-    let _ = grid.toggle_attribute_with_force("data-focus", focused);
 }
 
 /// Shows `tile` full screen, or leaves full screen when it is.
