@@ -158,12 +158,18 @@ async fn two_then_three_pages_call_each_other_and_a_leaver_disappears() {
         .await
         .unwrap();
     first_tile.clone().click().await.unwrap();
-    assert_eq!(c.eval(focus).await.unwrap(), serde_json::json!([1, true]));
+    wait_eval(
+        &c,
+        "a tile shown large",
+        focus,
+        serde_json::json!([1, true]),
+    )
+    .await;
     c.screenshot(&artifacts_dir().join("call-focused.png"))
         .await
         .unwrap();
     first_tile.click().await.unwrap();
-    assert_eq!(c.eval(focus).await.unwrap(), serde_json::json!([0, false]));
+    wait_eval(&c, "the grid again", focus, serde_json::json!([0, false])).await;
     tile_buttons(&c).await;
     // A phone-sized viewport: one column, controls wrapped.
     c.client.set_window_size(390, 844).await.unwrap();
