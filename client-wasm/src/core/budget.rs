@@ -515,9 +515,10 @@ impl Budget {
 
     /// Budgets exactly these links: new ones are added, the others dropped.
     pub fn keep_only<'a>(&mut self, ids: impl Iterator<Item = &'a ClientId>) {
-        let ids: std::collections::BTreeSet<&ClientId> = ids.collect();
+        // A few peers: a list is all it takes (and costs the bundle no tree code).
+        let ids: Vec<&ClientId> = ids.collect();
         let before = self.links.len();
-        self.links.retain(|id, _| ids.contains(id));
+        self.links.retain(|id, _| ids.contains(&id));
         for id in ids {
             if !self.links.contains_key(id) {
                 self.add(id.clone());

@@ -1133,9 +1133,11 @@ impl Core {
         let json = serde_json::to_string(&line).expect("a chat line serializes");
         // Everyone known in the room: members whose peer connection is not even made
         // yet (they just joined) get it through the relay too.
-        let members: std::collections::BTreeSet<&ClientId> =
-            self.peers.keys().chain(self.names.keys()).collect();
-        for id in members {
+        let mut members: LiteMap<&ClientId, ()> = LiteMap::new();
+        for id in self.peers.keys().chain(self.names.keys()) {
+            members.insert(id, ());
+        }
+        for (id, ()) in members {
             if self.peers.get(id).is_some_and(|p| p.chat_open) {
                 out.push(Command::SendChannelData(id.clone(), json.clone()));
             } else if self.link == Link::Up && self.in_room {

@@ -755,36 +755,22 @@ pub async fn set_remote_description(
     Ok(())
 }
 
-/// An `RTCIceCandidateInit` as sent.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CandidateInit {
-    #[serde(default)]
-    candidate: Option<String>,
-    #[serde(default)]
-    sdp_mid: Option<String>,
-    #[serde(default)]
-    sdp_m_line_index: Option<u16>,
-}
-
 /// Adds a remote candidate (`null`: end of candidates).
 pub async fn add_candidate(pc: &RtcPeerConnection, payload: &Payload) -> Result<(), WebError> {
-    // `null`, the candidate line alone, or an `RTCIceCandidateInit`.
-    let init = match payload.parse::<Option<String>>() {
-        Ok(None) => None,
-        Ok(Some(text)) => Some(RtcIceCandidateInit::new(&text)),
-        Err(_) => {
-            let c: CandidateInit = payload.parse().map_err(|e| {
-                WebError::new(
-                    "addIceCandidate",
-                    format!("candidate is not an object: {e}"),
-                )
-            })?;
-            let init = RtcIceCandidateInit::new(c.candidate.as_deref().unwrap_or(""));
-            init.set_sdp_mid(c.sdp_mid.as_deref());
-            init.set_sdp_m_line_index(c.sdp_m_line_index);
-            Some(init)
-        }
+    // `null`, the candidate line alone, or an `RTCIceCandidateInit`, which the browser reads
+    // as it is (its `usernameFragment` too).
+    let value = js_sys::JSON::parse(payload.get()).map_err(js("addIceCandidate"))?;
+    let init = if value.is_null() {
+        None
+    } else if let Some(line) = value.as_string() {
+        Some(RtcIceCandidateInit::new(&line))
+    } else if value.is_object() && !js_sys::Array::is_array(&value) {
+        Some(value.unchecked_into::<RtcIceCandidateInit>())
+    } else {
+        return Err(WebError::new(
+            "addIceCandidate",
+            "candidate is not an object",
+        ));
     };
     let promise = pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(init.as_ref());
     await_promise("addIceCandidate", promise).await?;
