@@ -564,6 +564,47 @@ fn a_video_paused_a_long_while_resumes_as_soon_as_the_uplink_is_back() {
 }
 
 #[test]
+fn a_paused_video_resumes_on_a_share_that_holds_more_than_the_minimal_layer() {
+    let (mut b, ids) = budget(2);
+    let at = |k: u32| f64::from(k) * EVAL_EVERY_MS;
+    step(&mut b, &ids, 0.0, &[2000.0, 2000.0]);
+    let mut k = 1;
+    while !step(&mut b, &ids, at(k), &[60.0, 60.0]).contains(&Change::Paused(ids[0].clone(), true))
+    {
+        k += 1;
+        assert!(k < 10, "never paused: {b:?}");
+    }
+    // 100 kbit/s per link (115 with a probing step): up to 71 of video beside lean audio,
+    // more than the minimal layer needs but not what resuming takes; before the retry, it
+    // stays paused.
+    let paused_at = at(k);
+    k += 1;
+    while at(k) < paused_at + PAUSE_RETRY_MS - EVAL_EVERY_MS {
+        let changes = step(&mut b, &ids, at(k), &[100.0, 100.0]);
+        assert!(
+            !changes.contains(&Change::Paused(ids[0].clone(), false)),
+            "{changes:?}"
+        );
+        k += 1;
+    }
+}
+
+#[test]
+fn a_share_that_peaks_for_one_evaluation_and_is_cut_again_still_pauses() {
+    // Two links whose shares saw between 70 and 95 kbit/s (26 and 51 of video): each peak
+    // loses packets and is cut at the next evaluation, as on a 200 kbit/s uplink.
+    let (mut b, ids) = budget(2);
+    step(&mut b, &ids, 0.0, &[2000.0; 2]);
+    let mut paused = false;
+    for k in 1..=8u32 {
+        b.set_ceiling(Some(if k % 2 == 0 { 190 } else { 140 }));
+        let changes = step(&mut b, &ids, f64::from(k) * EVAL_EVERY_MS, &[2000.0; 2]);
+        paused |= changes.contains(&Change::Paused(ids[0].clone(), true));
+    }
+    assert!(paused, "{b:?}");
+}
+
+#[test]
 fn a_small_share_sends_lean_audio_to_leave_room_for_a_moving_picture() {
     let (mut b, ids) = budget(3);
     let full = encoding_of(&step(&mut b, &ids, 0.0, &[2000.0; 3]), &ids[0]);

@@ -62,8 +62,9 @@ pub const MEDIA_PART_OF_ESTIMATE: f64 = 0.9;
 /// [`MIN_FPS`]), and pauses its video after [`EVALS_TO_PAUSE`] evaluations there, kbit/s.
 pub const PAUSE_BELOW_KBPS: f64 = 40.0;
 /// A link sending its minimal layer goes back to the camera's frame rate, and no longer
-/// counts towards a pause, once its video share is back at this, kbit/s: a share that
-/// hovers around [`PAUSE_BELOW_KBPS`] (two links on a 200 kbit/s uplink) pauses.
+/// counts towards a pause, once its video share is back at this for [`EVALS_TO_RESUME`]
+/// evaluations, kbit/s: a share that hovers around [`PAUSE_BELOW_KBPS`] (two links on a
+/// 200 kbit/s uplink) pauses.
 pub const MINIMAL_UNTIL_KBPS: f64 = 45.0;
 /// A paused link's video resumes once its share is back above this, kbit/s.
 pub const RESUME_ABOVE_KBPS: f64 = 80.0;
@@ -383,8 +384,10 @@ struct LinkState {
     loss_hold_until: f64,
     /// Evaluations in a row that wanted the pause state to flip.
     flip_votes: u32,
-    /// Sending its minimal layer, on the way to a pause (see [`MINIMAL_UNTIL_KBPS`]).
+    /// Sending its minimal layer, on the way to a pause, and the evaluations in a row its
+    /// share could leave it (see [`minimal_layer`]).
     minimal: bool,
+    over_minimal: u32,
     /// When its video first flowed (see [`STARTUP_MS`]).
     video_since: Option<f64>,
 }
@@ -1014,28 +1017,20 @@ impl Budget {
     }
 }
 
-/// Counts the evaluations that want link's video paused (its minimal layer: entered under
-/// [`PAUSE_BELOW_KBPS`], left from [`MINIMAL_UNTIL_KBPS`], so that a share around the one
-/// threshold still pauses; not while its share is `rising`) or resumed, and flips it after
+/// Counts the evaluations that want link's video paused or resumed, and flips it after
 /// [`EVALS_TO_PAUSE`] or [`EVALS_TO_RESUME`] of them; a video paused for
-/// [`PAUSE_RETRY_MS`] tries again.
+/// [`PAUSE_RETRY_MS`] tries again. Paused: when its video sends its minimal layer (see
+/// [`minimal_layer`]), counting no evaluation in which its share is `rising` (climbing back
+/// after a cut); resumed: once the share is above [`RESUME_ABOVE_KBPS`].
 fn vote_pause(link: &mut LinkState, video: f64, rising: bool, now_ms: f64) {
     let retry_after = PAUSE_RETRY_MS * f64::from(1u32 << link.failed_retries.min(2));
     let retry = link.paused && now_ms - link.paused_at >= retry_after;
-    if video < PAUSE_BELOW_KBPS {
-        link.minimal = true;
-    } else if video >= MINIMAL_UNTIL_KBPS {
-        link.minimal = false;
-    }
-    let flip = if link.paused {
-        !link.minimal || retry
-    } else {
-        link.minimal
-    };
-    link.flip_votes = match (flip, rising && !link.paused) {
-        (false, _) => 0,
-        (true, true) => link.flip_votes,
-        (true, false) => link.flip_votes + 1,
+    minimal_layer(link, video);
+    link.flip_votes = match (link.paused, link.minimal, rising) {
+        (true, _, _) if video >= RESUME_ABOVE_KBPS || retry => link.flip_votes + 1,
+        (true, _, _) | (false, false, _) => 0,
+        (false, true, true) => link.flip_votes,
+        (false, true, false) => link.flip_votes + 1,
     };
     let needed = if link.paused {
         EVALS_TO_RESUME
@@ -1048,6 +1043,9 @@ fn vote_pause(link: &mut LinkState, video: f64, rising: bool, now_ms: f64) {
     link.flip_votes = 0;
     link.paused = !link.paused;
     link.paused_at = now_ms;
+    // A retry resumes on the minimal layer, on its way to a pause again unless its share grew.
+    link.minimal = !link.paused && video < MINIMAL_UNTIL_KBPS;
+    link.over_minimal = 0;
     match (link.paused, retry) {
         // Paused again soon after a retry: the next retry waits twice as long (up to 4×).
         (true, _) if link.retrying => link.failed_retries += 1,
@@ -1057,6 +1055,24 @@ fn vote_pause(link: &mut LinkState, video: f64, rising: bool, now_ms: f64) {
     }
     if link.paused {
         link.retrying = false;
+    }
+}
+
+/// Whether the link's video sends its minimal layer: from a share under
+/// [`PAUSE_BELOW_KBPS`] until [`EVALS_TO_RESUME`] evaluations in a row at
+/// [`MINIMAL_UNTIL_KBPS`] or more. A share that peaks there for one evaluation and is cut
+/// for the loss it caused (two links on a 200 kbit/s uplink) stays on it, and pauses.
+fn minimal_layer(link: &mut LinkState, video: f64) {
+    if video < PAUSE_BELOW_KBPS {
+        link.minimal = true;
+        link.over_minimal = 0;
+    } else if video >= MINIMAL_UNTIL_KBPS {
+        link.over_minimal += 1;
+        if link.over_minimal >= EVALS_TO_RESUME {
+            link.minimal = false;
+        }
+    } else {
+        link.over_minimal = 0;
     }
 }
 
