@@ -688,11 +688,11 @@ impl App {
             return;
         };
         let speaking = peer.show_sample(sample);
-        // Whether it is focused, the core knows.
+        // Whether it is focused, the core knows and adds.
         let view = crate::core::budget::View {
             height: peer.shown_height(),
-            focused: false,
             speaking,
+            ..Default::default()
         };
         self.drive(Event::Viewed(id.clone(), view));
         self.drive(Event::SendStats(id, send));

@@ -1,8 +1,8 @@
 //! A remote tile's buttons: show it large (focus: asked of the core, which says which tile
 //! is shown large), full screen, picture in picture. They work by keyboard as by mouse (a
-//! click on the tile itself also focuses it); what the browser cannot do is not offered (no full-screen button without
-//! `document.fullscreenEnabled`, no picture-in-picture button without
-//! `document.pictureInPictureEnabled`).
+//! click on the tile itself also focuses it); what the browser cannot do is not offered
+//! (no full-screen button without `document.fullscreenEnabled`, no picture-in-picture
+//! button without `document.pictureInPictureEnabled`).
 
 use super::error::{WebError, await_promise, call_promise, js};
 use super::listener::Listener;
