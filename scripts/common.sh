@@ -95,7 +95,7 @@ ensure_app_nightly() {
   grep -q '^rust-src' <<<"$installed" || rustup "+$APP_NIGHTLY" component add rust-src
   grep -q '^rust-std-wasm32-unknown-unknown' <<<"$installed" \
     || rustup "+$APP_NIGHTLY" target add wasm32-unknown-unknown
-  # The standard library's own dependencies, fetched once (Trunk builds offline).
+  # The standard library's own dependencies (Trunk builds offline); a no-op once present.
   cargo "+$APP_NIGHTLY" fetch --quiet --manifest-path \
     "$(rustc "+$APP_NIGHTLY" --print sysroot)/lib/rustlib/src/rust/library/Cargo.toml"
 }
